@@ -1,0 +1,433 @@
+/* Ingest: batches of messages into the current store and the archives' indexes.
+ * Order per batch: store commit (durable) -> index commits (derived; caught up on open
+ * if a crash came between) -> report the batch as committed. */
+#include "archive/instance_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/fs.h"
+#include "lib/log.h"
+
+arca_status inst_index_path(inst_store *s, uint32_t archive_id, char *out, size_t outsz)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "a%u.db", archive_id);
+	return arca_fs_join(out, outsz, s->index_dir, name);
+}
+
+arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, const void *data,
+                           size_t len, int64_t archive_time, const char **warning,
+                           arca_error *err)
+{
+	arca_mime_info *info = NULL;
+	arca_index_doc doc;
+	arca_status st = arca_mime_parse(data, len, &info, err);
+	static __thread char warnbuf[256];
+	if (warning)
+		*warning = NULL;
+	if (st != ARCA_OK)
+		return st;
+	if (warning && info->warnings != 0) {
+		snprintf(warnbuf, sizeof(warnbuf), "%s", info->warning ? info->warning : "malformed");
+		*warning = warnbuf;
+	}
+	doc.msg_id = msg_id;
+	doc.folder_id = folder_id;
+	doc.date = info->date != ARCA_MIME_DATE_NONE ? info->date : archive_time;
+	doc.size = len;
+	doc.info = info;
+	st = arca_index_add(ix, &doc, err);
+	arca_mime_info_free(&info);
+	return st;
+}
+
+arca_status inst_index_message(arca_instance *in, inst_store *s, arca_index *ix, uint64_t msg_id,
+                               uint32_t folder_id, arca_buf *scratch, arca_error *err)
+{
+	arca_store_msginfo mi;
+	arca_status st;
+	(void)in;
+	if (arca_index_has(ix, msg_id))
+		return arca_index_add_folder(ix, msg_id, folder_id, err);
+	arca_buf_reset(scratch);
+	st = arca_store_get(s->store, msg_id, scratch, err);
+	if (st != ARCA_OK)
+		return st;
+	st = arca_store_msginfo_get(s->store, msg_id, &mi, err);
+	if (st != ARCA_OK)
+		return st;
+	return inst_index_doc(ix, msg_id, folder_id, scratch->data, scratch->len, mi.archive_time,
+	                      NULL, err);
+}
+
+typedef struct {
+	arca_instance *in;
+	inst_store *s;
+	arca_index *ix;
+	uint32_t archive_id;
+	arca_buf scratch;
+	uint64_t n;
+	arca_error *err;
+} catchup_ctx;
+
+static arca_status catchup_cb(void *vctx, uint64_t msg_id, uint32_t archive_id, uint32_t folder_id,
+                              uint64_t batch)
+{
+	catchup_ctx *c = vctx;
+	arca_status st;
+	(void)batch;
+	if (archive_id != c->archive_id)
+		return ARCA_OK;
+	st = inst_index_message(c->in, c->s, c->ix, msg_id, folder_id, &c->scratch, c->err);
+	if (st == ARCA_ERR_CORRUPT || st == ARCA_ERR_CRYPTO) {
+		/* a damaged record must not block indexing of the rest; verify reports it */
+		arca_log(ARCA_LOG_WARN, "index", "store %u message %llu not indexed: %s", c->s->id,
+		         (unsigned long long)msg_id, c->err ? c->err->msg : "damaged");
+		return ARCA_OK;
+	}
+	c->n++;
+	return st;
+}
+
+/* Brings an index up to the store's last committed batch (after a crash between the store
+ * commit and the index commit, or for an index that was deleted). */
+static arca_status index_catch_up(arca_instance *in, inst_store *s, inst_index *x, arca_error *err)
+{
+	uint64_t have = arca_index_last_batch(x->ix), want = arca_store_last_batch(s->store);
+	catchup_ctx c;
+	arca_status st;
+	if (have >= want)
+		return ARCA_OK;
+	memset(&c, 0, sizeof(c));
+	c.in = in;
+	c.s = s;
+	c.ix = x->ix;
+	c.archive_id = x->archive_id;
+	c.err = err;
+	arca_buf_init(&c.scratch, ARCA_MAX_MESSAGE_SIZE);
+	st = arca_index_begin(x->ix, err);
+	if (st == ARCA_OK)
+		st = arca_store_each_member_since(s->store, have, catchup_cb, &c, err);
+	if (st == ARCA_OK)
+		st = arca_index_commit(x->ix, want, err);
+	else
+		arca_index_rollback(x->ix);
+	arca_buf_free(&c.scratch);
+	if (st == ARCA_OK && c.n > 0)
+		arca_log(ARCA_LOG_INFO, "index", "store %u archive %u: caught up %llu messages", s->id,
+		         x->archive_id, (unsigned long long)c.n);
+	return st;
+}
+
+arca_status inst_index_get(arca_instance *in, inst_store *s, uint32_t archive_id, bool writable,
+                           arca_index **out, arca_error *err)
+{
+	char path[ARCA_PATH_MAX];
+	arca_status st;
+	inst_index *x = NULL;
+	if (in->flags & ARCA_INSTANCE_READONLY)
+		writable = false;
+	for (size_t i = 0; i < s->n_ix; i++) {
+		if (s->ixs[i].archive_id == archive_id) {
+			x = &s->ixs[i];
+			break;
+		}
+	}
+	if (x != NULL && (!writable || x->writable)) {
+		*out = x->ix;
+		return ARCA_OK;
+	}
+	if (inst_index_path(s, archive_id, path, sizeof(path)) != ARCA_OK)
+		return arca_error_set(err, ARCA_ERR_LIMIT, "index path too long");
+	if (!writable && !arca_fs_exists(path))
+		return ARCA_ERR_NOTFOUND;
+	if (x == NULL) {
+		if (s->n_ix == s->cap_ix) {
+			size_t ncap = s->cap_ix ? s->cap_ix * 2 : 8;
+			inst_index *nx = realloc(s->ixs, ncap * sizeof(*nx));
+			if (nx == NULL)
+				return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+			s->ixs = nx;
+			s->cap_ix = ncap;
+		}
+		x = &s->ixs[s->n_ix++];
+		memset(x, 0, sizeof(*x));
+		x->archive_id = archive_id;
+	} else {
+		arca_index_close(&x->ix);
+	}
+	st = arca_index_open(path, writable ? ARCA_INDEX_CREATE : ARCA_INDEX_READONLY, &x->ix, err);
+	if (st != ARCA_OK) {
+		*x = s->ixs[--s->n_ix];
+		return st;
+	}
+	x->writable = writable;
+	if (writable && s->store != NULL && s->store_writable) {
+		st = index_catch_up(in, s, x, err);
+		if (st != ARCA_OK)
+			return st;
+	}
+	*out = x->ix;
+	return ARCA_OK;
+}
+
+/* ---- the ingest session ---- */
+
+struct arca_ingest {
+	arca_instance *in;
+	size_t batch_size;
+	arca_ingest_commit_cb cb;
+	void *ctx;
+	arca_ingest_item *items;
+	size_t n_items;
+	uint32_t store_id; /* store the pending batch goes to */
+	uint64_t pending_new;
+	arca_ingest_stats stats;
+	arca_ingest_stats pending; /* counts of the uncommitted batch */
+	bool failed;
+};
+
+arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_commit_cb cb,
+                              void *ctx, arca_ingest **out, arca_error *err)
+{
+	arca_ingest *ing;
+	*out = NULL;
+	if (in->flags & ARCA_INSTANCE_READONLY)
+		return arca_error_set(err, ARCA_ERR_STATE, "instance opened read-only");
+	ing = calloc(1, sizeof(*ing));
+	if (ing == NULL)
+		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+	ing->in = in;
+	ing->batch_size = batch_size ? batch_size : 1000;
+	ing->cb = cb;
+	ing->ctx = ctx;
+	ing->items = calloc(ing->batch_size, sizeof(*ing->items));
+	if (ing->items == NULL) {
+		free(ing);
+		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+	}
+	*out = ing;
+	return ARCA_OK;
+}
+
+const arca_ingest_stats *arca_ingest_get_stats(const arca_ingest *ing)
+{
+	return &ing->stats;
+}
+
+static void rollback_indexes(inst_store *s)
+{
+	for (size_t i = 0; i < s->n_ix; i++) {
+		if (s->ixs[i].in_txn) {
+			arca_index_rollback(s->ixs[i].ix);
+			s->ixs[i].in_txn = false;
+		}
+	}
+}
+
+static void add_stats(arca_ingest_stats *a, const arca_ingest_stats *b)
+{
+	a->archived += b->archived;
+	a->new_content += b->new_content;
+	a->duplicates += b->duplicates;
+	a->already_present += b->already_present;
+	a->warnings += b->warnings;
+	a->bytes += b->bytes;
+	a->committed += b->archived + b->already_present;
+}
+
+arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
+{
+	inst_store *s;
+	uint64_t batch = 0;
+	arca_status st;
+	if (ing->failed)
+		return arca_error_set(err, ARCA_ERR_STATE, "ingest stopped after an earlier error");
+	if (ing->n_items == 0 && ing->pending.already_present == 0)
+		return ARCA_OK;
+	s = inst_store_by_id(ing->in, ing->store_id);
+	if (s == NULL || s->store == NULL)
+		return ARCA_OK;
+	st = arca_store_commit(s->store, &batch, err);
+	if (st != ARCA_OK) {
+		rollback_indexes(s);
+		ing->failed = true;
+		ing->n_items = 0;
+		ing->pending_new = 0;
+		memset(&ing->pending, 0, sizeof(ing->pending));
+		return st;
+	}
+	s->content_count += ing->pending_new;
+	for (size_t i = 0; i < s->n_ix; i++) {
+		arca_error ierr;
+		if (!s->ixs[i].in_txn)
+			continue;
+		s->ixs[i].in_txn = false;
+		if (arca_index_commit(s->ixs[i].ix, batch, &ierr) != ARCA_OK) {
+			/* the messages are safe in the store; the index catches up on the next open */
+			arca_log(ARCA_LOG_WARN, "ingest", "index commit failed (will catch up): %s",
+			         ierr.msg);
+			arca_index_rollback(s->ixs[i].ix);
+		}
+	}
+	add_stats(&ing->stats, &ing->pending);
+	ing->stats.batches++;
+	if (ing->cb != NULL && ing->n_items > 0)
+		ing->cb(ing->ctx, ing->items, ing->n_items);
+	ing->n_items = 0;
+	ing->pending_new = 0;
+	memset(&ing->pending, 0, sizeof(ing->pending));
+	return ARCA_OK;
+}
+
+static inst_store *current_store(arca_instance *in)
+{
+	for (size_t i = 0; i < in->n_stores; i++)
+		if (in->stores[i].state == ARCA_STORE_CURRENT)
+			return &in->stores[i];
+	return NULL;
+}
+
+/* Creates a new current store when the current one is full. */
+static arca_status rollover(arca_ingest *ing, inst_store **sp, arca_error *err)
+{
+	arca_instance *in = ing->in;
+	inst_store *s = *sp;
+	uint32_t nid;
+	arca_status st;
+	if (s->content_count + ing->pending_new < in->store_max)
+		return ARCA_OK;
+	if ((st = arca_ingest_commit(ing, err)) != ARCA_OK)
+		return st;
+	arca_log(ARCA_LOG_INFO, "ingest", "store %u reached %llu messages; creating a new store",
+	         s->id, (unsigned long long)s->content_count);
+	if ((st = arca_instance_store_create(in, NULL, NULL, NULL, NULL, true, &nid, err)) != ARCA_OK)
+		return st;
+	*sp = inst_store_by_id(in, nid);
+	return ARCA_OK;
+}
+
+arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint32_t archive_id,
+                            uint32_t folder_id, const char **warning, arca_error *err)
+{
+	arca_instance *in = ing->in;
+	inst_store *s;
+	arca_store_dest dest;
+	arca_store_added added;
+	arca_index *ix;
+	arca_ingest_item *item;
+	char aname[ARCA_NAME_MAX], apath_arch[ARCA_NAME_MAX], fpath[ARCA_FOLDER_MAX];
+	arca_status st;
+
+	if (warning)
+		*warning = NULL;
+	if (ing->failed)
+		return arca_error_set(err, ARCA_ERR_STATE, "ingest stopped after an earlier error");
+	if (len > ARCA_MAX_MESSAGE_SIZE) {
+		ing->stats.errors++;
+		return arca_error_set(err, ARCA_ERR_LIMIT, "message of %zu bytes exceeds the limit of %u",
+		                      len, ARCA_MAX_MESSAGE_SIZE);
+	}
+	s = current_store(in);
+	if (s == NULL)
+		return arca_error_set(err, ARCA_ERR_STATE,
+		                      "no current store: set one with arcactl store set-state ID current");
+	if ((st = inst_store_open(in, s, true, err)) != ARCA_OK)
+		return st;
+	if ((st = rollover(ing, &s, err)) != ARCA_OK)
+		return st;
+	if ((st = inst_store_open(in, s, true, err)) != ARCA_OK)
+		return st;
+	if (ing->n_items > 0 && ing->store_id != s->id && (st = arca_ingest_commit(ing, err)) != ARCA_OK)
+		return st;
+	ing->store_id = s->id;
+	if (inst_archive_name(in, archive_id, aname, sizeof(aname)) != ARCA_OK ||
+	    inst_folder_name(in, folder_id, apath_arch, sizeof(apath_arch), fpath, sizeof(fpath)) !=
+	        ARCA_OK)
+		return arca_error_set(err, ARCA_ERR_NOTFOUND, "unknown archive or folder id");
+	item = &ing->items[ing->n_items];
+	arca_sha256(data, len, item->sha);
+	dest.archive_id = archive_id;
+	dest.folder_id = folder_id;
+	dest.archive_name = aname;
+	dest.folder_path = fpath;
+	dest.archive_time = (int64_t)time(NULL);
+	st = arca_store_add(s->store, data, len, item->sha, &dest, &added, err);
+	if (st != ARCA_OK) {
+		if (st == ARCA_ERR_NOSPACE || st == ARCA_ERR_IO || st == ARCA_ERR_DB) {
+			arca_store_rollback(s->store);
+			rollback_indexes(s);
+			ing->failed = true;
+			ing->n_items = 0;
+			memset(&ing->pending, 0, sizeof(ing->pending));
+		} else {
+			ing->stats.errors++;
+		}
+		return st;
+	}
+	ing->pending.bytes += len;
+	if (!added.new_member) {
+		ing->pending.already_present++;
+		ing->pending.duplicates++;
+		goto maybe_commit;
+	}
+	ing->pending.archived++;
+	if (added.new_content) {
+		ing->pending.new_content++;
+		ing->pending_new++;
+	} else {
+		ing->pending.duplicates++;
+	}
+	item->store_id = s->id;
+	item->msg_id = added.msg_id;
+	item->is_new = added.new_content;
+	ing->n_items++;
+
+	st = inst_index_get(in, s, archive_id, true, &ix, err);
+	if (st != ARCA_OK)
+		return st;
+	for (size_t i = 0; i < s->n_ix; i++) {
+		if (s->ixs[i].ix == ix && !s->ixs[i].in_txn) {
+			if ((st = arca_index_begin(ix, err)) != ARCA_OK)
+				return st;
+			s->ixs[i].in_txn = true;
+		}
+	}
+	if (added.new_content || added.new_in_archive || !arca_index_has(ix, added.msg_id)) {
+		const char *w = NULL;
+		st = inst_index_doc(ix, added.msg_id, folder_id, data, len, dest.archive_time, &w, err);
+		if (st != ARCA_OK)
+			return st;
+		if (w != NULL) {
+			ing->pending.warnings++;
+			if (warning)
+				*warning = w;
+		}
+	} else {
+		st = arca_index_add_folder(ix, added.msg_id, folder_id, err);
+		if (st != ARCA_OK)
+			return st;
+	}
+maybe_commit:
+	if (ing->n_items >= ing->batch_size ||
+	    ing->pending.already_present + ing->n_items >= ing->batch_size * 4)
+		return arca_ingest_commit(ing, err);
+	return ARCA_OK;
+}
+
+arca_status arca_ingest_end(arca_ingest **ingp, arca_error *err)
+{
+	arca_ingest *ing = *ingp;
+	arca_status st = ARCA_OK;
+	if (ing == NULL)
+		return ARCA_OK;
+	if (!ing->failed)
+		st = arca_ingest_commit(ing, err);
+	free(ing->items);
+	free(ing);
+	*ingp = NULL;
+	return st;
+}

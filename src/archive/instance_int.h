@@ -1,0 +1,70 @@
+/* Internal state of an instance, shared by the files of src/archive/ only. */
+#ifndef ARCA_ARCHIVE_INSTANCE_INT_H
+#define ARCA_ARCHIVE_INSTANCE_INT_H
+
+#include <sqlite3.h>
+
+#include "archive/instance.h"
+#include "crypto/crypto.h"
+#include "index/index.h"
+#include "lib/limits.h"
+#include "mime/mime.h"
+#include "store/store.h"
+
+typedef struct {
+	uint32_t archive_id;
+	arca_index *ix;
+	bool writable;
+	bool in_txn;
+} inst_index;
+
+typedef struct {
+	uint32_t id;
+	char *name;
+	arca_store_state state;
+	char *meta_cfg, *content_cfg, *index_cfg;
+	char meta_db[ARCA_PATH_MAX];
+	char content_dir[ARCA_PATH_MAX];
+	char index_dir[ARCA_PATH_MAX];
+	uint32_t key_id;
+	uint8_t key[ARCA_KEY_LEN];
+	bool key_ok;
+	arca_store *store;
+	bool store_writable;
+	uint64_t content_count; /* committed content records, for rollover */
+	inst_index *ixs;
+	size_t n_ix, cap_ix;
+} inst_store;
+
+struct arca_instance {
+	char base[ARCA_PATH_MAX];
+	sqlite3 *db;
+	uint8_t key[ARCA_KEY_LEN];
+	int flags;
+	uint64_t store_max;
+	inst_store *stores;
+	size_t n_stores;
+};
+
+inst_store *inst_store_by_id(arca_instance *in, uint32_t id);
+/* Opens the store handle if needed (writable unless the instance or store forbids it). */
+arca_status inst_store_open(arca_instance *in, inst_store *s, bool writable, arca_error *err);
+void inst_store_close(inst_store *s);
+/* Index handle of (store, archive); NULL with ARCA_ERR_NOTFOUND if it does not exist and
+ * !create. A writable index is caught up with the store before it is returned. */
+arca_status inst_index_get(arca_instance *in, inst_store *s, uint32_t archive_id, bool writable,
+                           arca_index **out, arca_error *err);
+/* Index path of (store, archive). */
+arca_status inst_index_path(inst_store *s, uint32_t archive_id, char *out, size_t outsz);
+/* Parses a stored message and adds it to ix (or only the folder if already indexed). */
+arca_status inst_index_message(arca_instance *in, inst_store *s, arca_index *ix, uint64_t msg_id,
+                               uint32_t folder_id, arca_buf *scratch, arca_error *err);
+arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, const void *data,
+                           size_t len, int64_t archive_time, const char **warning,
+                           arca_error *err);
+arca_status inst_archive_name(arca_instance *in, uint32_t id, char *out, size_t outsz);
+arca_status inst_folder_name(arca_instance *in, uint32_t id, char *archive, size_t asz, char *path,
+                             size_t psz);
+arca_status inst_db_err(arca_instance *in, arca_error *err, const char *what);
+
+#endif

@@ -1,0 +1,91 @@
+/* Full-text index of one archive within one store: one SQLite database with a contentless
+ * FTS5 table plus a small docs table (date, size, from, subject, text excerpt for snippets)
+ * and doc-folder memberships. Keeping one index per (store, archive) makes search latency
+ * independent of other archives' sizes. FTS5 rowids are "sort keys" that ascend with the
+ * message date, so newest-first is `ORDER BY rowid DESC` (cheap, see DESIGN.md §2). */
+#ifndef ARCA_INDEX_INDEX_H
+#define ARCA_INDEX_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/query.h"
+#include "lib/error.h"
+#include "mime/mime.h"
+
+typedef struct arca_index arca_index;
+
+enum { ARCA_INDEX_READONLY = 1, ARCA_INDEX_CREATE = 2 };
+
+arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_error *err);
+void arca_index_close(arca_index **ix);
+
+/* Writes happen inside a transaction; commit records the store batch number indexed. */
+arca_status arca_index_begin(arca_index *ix, arca_error *err);
+arca_status arca_index_commit(arca_index *ix, uint64_t batch, arca_error *err);
+void arca_index_rollback(arca_index *ix);
+/* Highest store batch fully indexed (0 for a new index). */
+uint64_t arca_index_last_batch(arca_index *ix);
+
+typedef struct {
+	uint64_t msg_id;   /* store-local message id */
+	uint32_t folder_id;
+	int64_t date;      /* message date; if ARCA_MIME_DATE_NONE the caller passes archive time */
+	uint64_t size;
+	const arca_mime_info *info;
+} arca_index_doc;
+
+/* Adds a document (idempotent per msg_id: a second add only adds the folder membership). */
+arca_status arca_index_add(arca_index *ix, const arca_index_doc *doc, arca_error *err);
+/* Records that an already indexed message is also in folder_id. ARCA_ERR_NOTFOUND if the
+ * message is not indexed yet. */
+arca_status arca_index_add_folder(arca_index *ix, uint64_t msg_id, uint32_t folder_id,
+                                  arca_error *err);
+bool arca_index_has(arca_index *ix, uint64_t msg_id);
+/* Empties the index (for rebuild). */
+arca_status arca_index_clear(arca_index *ix, arca_error *err);
+
+typedef enum { ARCA_ORDER_NEWEST = 0, ARCA_ORDER_RELEVANCE = 1 } arca_order;
+
+/* Relevance ranks only the newest ARCA_RELEVANCE_WINDOW matches, which bounds its cost. */
+#define ARCA_RELEVANCE_WINDOW 2000
+
+typedef struct {
+	arca_order order;
+	size_t limit;              /* hits wanted (offset + page size when merging) */
+	const uint32_t *folder_ids; /* restrict to these folders when n_folder_ids > 0 */
+	size_t n_folder_ids;
+	bool want_snippets;
+} arca_search_opts;
+
+typedef struct {
+	uint64_t msg_id;
+	int64_t sortkey;
+	int64_t date;
+	uint64_t size;
+	double rank;      /* bm25 (lower is better) when ordered by relevance, else 0 */
+	char *from;
+	char *subject;
+	char *snippet;    /* matched words marked as [[word]], NULL if not wanted */
+	uint32_t *folders; /* folder ids this message is in (within this archive) */
+	size_t n_folders;
+} arca_hit;
+
+typedef struct {
+	arca_hit *hits;
+	size_t n;
+	uint64_t total; /* number of matches if cheaply known, else UINT64_MAX */
+} arca_hits;
+
+/* Appends up to opts->limit hits, in the requested order, to out. */
+arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_search_opts *opts,
+                              arca_hits *out, arca_error *err);
+void arca_hits_free(arca_hits *h);
+
+/* Document count and database bytes. */
+arca_status arca_index_stats(arca_index *ix, uint64_t *docs, arca_error *err);
+/* Size of the database file in bytes (pages in use and free; excludes the WAL). */
+arca_status arca_index_db_bytes(arca_index *ix, uint64_t *bytes, arca_error *err);
+
+#endif

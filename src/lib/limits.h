@@ -1,0 +1,21 @@
+/* Every bound on outside input lives here, so that no message, file or query
+ * can make Arca use unbounded time or memory (CVE-2024-23184, CVE-2020-12100 classes). */
+#ifndef ARCA_LIB_LIMITS_H
+#define ARCA_LIB_LIMITS_H
+
+#define ARCA_MAX_MESSAGE_SIZE (256u * 1024u * 1024u) /* bytes of one archived message */
+#define ARCA_MIME_MAX_DEPTH 32u                      /* multipart/message nesting */
+#define ARCA_MIME_MAX_PARTS 1000u                    /* MIME parts looked at per message */
+#define ARCA_MIME_MAX_HEADERS 2000u                  /* header fields looked at per part */
+#define ARCA_MIME_MAX_ADDRESSES 2000u                /* addresses kept per address field */
+#define ARCA_MIME_MAX_FIELD (64u * 1024u)            /* bytes kept of one decoded header value */
+#define ARCA_MIME_MAX_TEXT (4u * 1024u * 1024u)      /* UTF-8 text extracted per message */
+#define ARCA_MIME_MAX_ATTACHMENTS 500u               /* attachments listed per message */
+#define ARCA_QUERY_MAX_LEN 4096u                     /* bytes of one search query */
+#define ARCA_QUERY_MAX_TERMS 64u                     /* terms/operators in one query */
+#define ARCA_PATH_MAX 4096u                          /* file system path */
+#define ARCA_FOLDER_MAX 1024u                        /* bytes of a folder path */
+#define ARCA_NAME_MAX 256u                           /* archive/user/store name */
+#define ARCA_CONTAINER_MAX_SIZE (1024ull * 1024u * 1024u) /* roll container files at 1 GiB */
+
+#endif

@@ -1,0 +1,176 @@
+/* Internals of the store shared by store.c (API, write path), record.c (on-disk record
+ * format), meta.c (SQLite schema) and recover.c (verify, recreate). Not a public header;
+ * unit tests may include it for test hooks. The format is described in docs/storage-format.md. */
+#ifndef ARCA_STORE_STORE_INT_H
+#define ARCA_STORE_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+#include <zstd.h>
+
+#include "lib/limits.h"
+#include "store/store.h"
+
+#define ARCA_STORE_FORMAT 1 /* settings.format of the metadata database */
+
+#define ARCA_REC_MAGIC "ARC1"
+#define ARCA_REC_VERSION 1
+#define ARCA_REC_CONTENT 1
+#define ARCA_REC_LINKS 2
+#define ARCA_REC_HDR_LEN 36 /* magic4 ver1 type1 rsv2 key_id4 body_len4 seq8 nonce12 */
+#define ARCA_REC_OVERHEAD (ARCA_REC_HDR_LEN + ARCA_GCM_TAG_LEN)
+/* Fixed part of the content inner plaintext: sha32 raw8 time8 msg8 batch8 arch4 fold4. */
+#define ARCA_REC_CONTENT_FIXED (32 + 8 + 8 + 8 + 8 + 4 + 4)
+/* A links record is flushed when its raw entry list reaches this size, and no links record
+ * may decompress to more than ARCA_REC_LINKS_MAX (bound for readers). */
+#define ARCA_REC_LINKS_FLUSH (4u * 1024u * 1024u)
+#define ARCA_REC_LINKS_MAX (64u * 1024u * 1024u)
+#define ARCA_REC_LINK_FIXED (8 + 4 + 4)
+#define ARCA_ZSTD_LEVEL 3
+#define ARCA_STORE_CPATH (ARCA_PATH_MAX + 48) /* content_dir + "/" + container name */
+
+typedef struct {
+	uint8_t type;
+	uint32_t key_id;
+	uint32_t body_len;
+	uint64_t seq;
+	uint8_t nonce[ARCA_GCM_NONCE_LEN];
+} arca_rec_hdr;
+
+/* Decoded content inner plaintext (pointers into the plaintext buffer). */
+typedef struct {
+	uint8_t sha[ARCA_SHA256_LEN];
+	uint64_t raw_size;
+	int64_t archive_time;
+	uint64_t msg_id;
+	uint64_t batch;
+	uint32_t archive_id;
+	uint32_t folder_id;
+	const char *archive_name;
+	size_t archive_name_len;
+	const char *folder_path;
+	size_t folder_path_len;
+	const uint8_t *payload; /* zstd frame */
+	size_t payload_len;
+} arca_rec_content;
+
+typedef struct {
+	uint64_t msg_id;
+	uint32_t archive_id;
+	uint32_t folder_id;
+	const char *archive_name;
+	size_t archive_name_len;
+	const char *folder_path;
+	size_t folder_path_len;
+} arca_rec_link;
+
+/* ---- record.c: pure encoding/decoding, no I/O ---- */
+
+/* Largest body_len a reader accepts for a record type (0 for an unknown type). */
+uint64_t arca_rec_body_max(uint8_t type);
+void arca_rec_hdr_encode(uint8_t out[ARCA_REC_HDR_LEN], const arca_rec_hdr *h);
+/* Checks magic, version, type, reserved bytes and the body_len bound; *why on failure. */
+bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, const char **why);
+/* Encrypts plain into rec (reset first): header || ciphertext || tag, fresh random nonce. */
+arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint8_t type,
+                          uint64_t seq, const void *plain, size_t len, arca_buf *rec,
+                          arca_error *err);
+/* Authenticates and decrypts a whole record (rec_len = OVERHEAD + h->body_len) into plain
+ * (reset first). ARCA_ERR_CRYPTO if authentication fails. */
+arca_status arca_rec_open(const uint8_t key[ARCA_KEY_LEN], const arca_rec_hdr *h,
+                          const uint8_t *rec, arca_buf *plain, arca_error *err);
+/* Appends the content inner fields (without payload) to plain. */
+arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c);
+bool arca_rec_content_parse(const uint8_t *p, size_t len, arca_rec_content *c, const char **why);
+arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l);
+/* Parses the entry at *pos; false at the end (*why NULL) or on malformed data (*why set). */
+bool arca_rec_link_next(const uint8_t *p, size_t len, size_t *pos, arca_rec_link *l,
+                        const char **why);
+/* Decompresses one zstd frame of exactly expect bytes (or, if expect is UINT64_MAX, at most
+ * max bytes), appending to out. *why on failure. */
+bool arca_rec_decompress(ZSTD_DCtx *dctx, const void *src, size_t srclen, uint64_t expect,
+                         uint64_t max, arca_buf *out, const char **why);
+void arca_rec_container_name(char *out, size_t outsz, uint32_t id);
+/* Parses "c000123.dat" (canonical spelling only); 0 if not a container name. */
+uint32_t arca_rec_container_id(const char *name);
+
+/* ---- meta.c: schema ---- */
+
+/* Creates schema + settings row in an empty database. */
+arca_status arca_meta_init(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
+                           arca_error *err);
+/* Opens path (flags as sqlite3_open_v2) and sets per-connection pragmas. */
+arca_status arca_meta_open(const char *path, int flags, sqlite3 **db, arca_error *err);
+/* Checks format, key id and the key check value. */
+arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
+                                uint64_t *last_batch, uint64_t *next_id, arca_error *err);
+/* Maps a SQLite result code to a status and error text. */
+arca_status arca_meta_err(sqlite3 *db, int rc, arca_error *err, const char *what);
+arca_status arca_meta_exec(sqlite3 *db, const char *sql, arca_error *err);
+
+/* ---- store.c internals used by recover.c ---- */
+
+typedef struct {
+	int fd;             /* -1 until opened */
+	bool known;         /* has a row in containers */
+	bool missing;       /* file missing or shorter than committed at open */
+	bool touched;       /* written in the current batch */
+	bool created;       /* created in the current batch */
+	uint64_t committed; /* containers.committed_len (writer) */
+	uint64_t end;       /* writer: end of data incl. staged records */
+} arca_container;
+
+struct arca_store {
+	char meta_path[ARCA_PATH_MAX];
+	char content_dir[ARCA_PATH_MAX];
+	uint8_t key[ARCA_KEY_LEN];
+	uint32_t key_id;
+	bool readonly;
+	bool poisoned; /* a commit's outcome is unknown: refuse writes until reopened */
+	int lock_fd;   /* flock on content_dir: one writer */
+	sqlite3 *db;
+	sqlite3_stmt *st_lookup, *st_msg, *st_ins_msg, *st_ins_mem, *st_has_mem, *st_in_arch;
+	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set;
+	arca_container *c; /* indexed by container id; slot 0 unused */
+	uint32_t nc;       /* slots allocated */
+	uint32_t cur;      /* container appended to (0: none yet) */
+	bool roll;         /* start a new container at the next write */
+	uint64_t last_batch;
+	uint64_t next_id;
+	/* batch state */
+	bool in_txn;
+	uint64_t batch_next_id; /* next_id when the batch began */
+	uint64_t staged;        /* memberships staged */
+	bool dir_dirty;         /* a container file was created */
+	arca_buf links;         /* raw links entries not yet written */
+	arca_buf plain, rec, rbuf;
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	uint64_t container_max;
+	unsigned fault_n;
+	int fault_errno;
+};
+
+typedef struct {
+	uint64_t id;
+	uint8_t sha[ARCA_SHA256_LEN];
+	uint64_t size;
+	uint64_t stored_size;
+	uint32_t container;
+	uint64_t offset;
+} arca_store_msgrow;
+
+/* Reads, authenticates, decompresses and checks message m into out (appending). On failure
+ * err holds a reason starting with a short phrase, e.g. "authentication failed ...". */
+arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_buf *out,
+                                arca_error *err);
+/* Container file descriptor for reading (opened lazily); -1 with err if missing. */
+int arca_store_container_fd(arca_store *s, uint32_t id, arca_error *err);
+
+/* Test hook: container roll size (default ARCA_CONTAINER_MAX_SIZE). */
+void arca_store_set_container_max(arca_store *s, uint64_t max);
+
+#endif

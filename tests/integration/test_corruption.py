@@ -1,0 +1,135 @@
+"""Damage detection and recovery: a flipped byte, a truncated container, a lost metadata
+database."""
+import collections
+import os
+import random
+
+import pytest
+
+from conftest import (CORPUS_COUNT, ID_RE, describe, distinctive_subjects, new_arca, search,
+                      sha256)
+
+FOLDERS = (("alice", "Corpus"), ("alice", "Copy"), ("bob", "Inbox"))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, corpus):
+    """The corpus in alice/Corpus, alice/Copy and bob/Inbox; exports of each folder."""
+    root = tmp_path_factory.mktemp("corruption")
+    a = new_arca(root / "pristine")
+    for archive, folder in FOLDERS:
+        s = a.import_(corpus.dir, archive, folder)
+        assert s["errors"] == 0, s
+    a.exports = {}
+    for archive, folder in FOLDERS:
+        a.exports[(archive, folder)] = a.export_eml(root / ("export-%s-%s" % (archive, folder)),
+                                                    "--archive", archive, "--folder", folder)
+    a.id_sha = a.exports[("alice", "Corpus")]
+    assert len(a.id_sha) == CORPUS_COUNT
+    a.folder_list = sorted((f["archive"], f["folder"], f["messages"]) for f in a.folders())
+    a.assert_verify_clean(expect_checked=CORPUS_COUNT)
+    return a
+
+
+def id_key(msg_id):
+    store, n = msg_id.split(":")
+    return int(store), int(n)
+
+
+def check_gets(inst, id_sha, ids, damaged):
+    for msg_id in ids:
+        p = inst.get(msg_id, check=False)
+        if msg_id in damaged:
+            assert p.returncode == 1, "get of damaged %s: expected exit 1\n%s" % (msg_id, describe(p))
+            assert p.stderr.startswith(b"arcactl: "), describe(p)
+        else:
+            assert p.returncode == 0, "get of undamaged %s failed\n%s" % (msg_id, describe(p))
+            assert sha256(p.stdout) == id_sha[msg_id], "get %s returned wrong bytes" % msg_id
+
+
+def test_flipped_byte_damages_exactly_one_message(pristine, tmp_path):
+    inst = pristine.copy(tmp_path / "flip")
+    files = inst.content_files(1)
+    target = max(files, key=lambda f: f.stat().st_size)
+    size = target.stat().st_size
+    assert size > 100_000, "largest container %s is only %d bytes" % (target, size)
+    offset = size // 2 + 17
+    with open(target, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+    rc, data = inst.verify()
+    assert rc == 3, "verify did not detect a flipped byte at %s+%d: %r" % (target, offset, data)
+    assert data["checked"] == CORPUS_COUNT, data["checked"]
+    damaged = [d.get("id") for d in data["damaged"]]
+    assert len(damaged) == 1, "expected exactly one damaged message, got %r" % data["damaged"][:10]
+    assert ID_RE.match(str(damaged[0])), "damaged entry does not name a message id: %r" % data["damaged"]
+    assert damaged[0] in pristine.id_sha, damaged
+    assert data["damaged"][0].get("reason"), "damaged entry without a reason: %r" % data["damaged"]
+    others = sorted(set(pristine.id_sha) - set(damaged))
+    sample = random.Random(5).sample(others, 200)
+    check_gets(inst, pristine.id_sha, sample + damaged, set(damaged))
+
+
+def test_truncated_container_names_cut_messages(pristine, tmp_path):
+    inst = pristine.copy(tmp_path / "trunc")
+    files = inst.content_files(1)
+    last = files[-1]
+    size = last.stat().st_size
+    cut = min(40_000, size // 3)
+    os.truncate(last, size - cut)
+    rc, data = inst.verify()
+    assert rc == 3, "verify did not detect truncation of %s by %d bytes: %r" % (last, cut, data)
+    damaged = [d.get("id") for d in data["damaged"]]
+    assert all(ID_RE.match(str(d)) for d in damaged), "damage not tied to messages: %r" % data["damaged"][:10]
+    assert len(set(damaged)) == len(damaged), "a message listed twice: %r" % damaged
+    assert 1 <= len(damaged) < 200, "%d damaged after cutting %d bytes" % (len(damaged), cut)
+    assert data["checked"] == CORPUS_COUNT, data["checked"]
+    # the cut records are the newest ones of that container: check the newest 300 ids, the
+    # damaged ones and a random sample
+    ids = sorted(pristine.id_sha, key=id_key)
+    newest = ids[-300:]
+    sample = random.Random(6).sample(ids[:-300], 100)
+    check_gets(inst, pristine.id_sha, sorted(set(newest + sample + damaged)), set(damaged))
+
+
+def test_recreate_metadata_from_containers(pristine, corpus, tmp_path):
+    inst = pristine.copy(tmp_path / "recreate")
+    meta, content, _index = inst.store_paths(1)
+    assert meta.exists(), "metadata database of store 1 not found at %s" % meta
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        p = str(meta) + suffix
+        if os.path.exists(p):
+            os.unlink(p)
+    p = inst.run("recreate", "--store", "1", check=False)
+    assert p.returncode == 0, "recreate failed\n" + describe(p)
+    after = sorted((f["archive"], f["folder"], f["messages"]) for f in inst.folders())
+    assert after == pristine.folder_list, "folders before %r, after recreate %r" % (
+        pristine.folder_list, after)
+    for archive, folder in FOLDERS:
+        got = inst.export_eml(tmp_path / ("x-%s-%s" % (archive, folder)),
+                              "--archive", archive, "--folder", folder)
+        assert collections.Counter(got.values()) == collections.Counter(
+            pristine.exports[(archive, folder)].values()), "%s/%s differs after recreate" % (
+            archive, folder)
+    inst.assert_verify_clean(expect_checked=CORPUS_COUNT)
+    for subject, _path in distinctive_subjects(corpus, 3):
+        hits = search(inst, '"%s"' % subject, "--archive", "bob", "--per-page", "20")
+        assert any(h.get("subject") == subject for h in hits), (
+            "search for %r after recreate: %r" % (subject, [h.get("subject") for h in hits]))
+
+
+def test_recreate_keeps_message_ids(pristine, tmp_path):
+    """Message ids are referenced from outside the store (IMAP UIDs, audit log, search
+    results); recreating the metadata database should give every message its old id."""
+    inst = pristine.copy(tmp_path / "recreate-ids")
+    meta, _content, _index = inst.store_paths(1)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(str(meta) + suffix):
+            os.unlink(str(meta) + suffix)
+    inst.run("recreate", "--store", "1")
+    got = inst.export_eml(tmp_path / "x", "--archive", "alice", "--folder", "Corpus")
+    changed = [i for i in pristine.id_sha if got.get(i) != pristine.id_sha[i]]
+    assert not changed, "%d message ids changed meaning after recreate, e.g. %r" % (
+        len(changed), changed[:5])
