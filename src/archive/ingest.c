@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "archive/indexer.h"
 #include "lib/fs.h"
 #include "lib/log.h"
 
@@ -188,6 +189,7 @@ struct arca_ingest {
 	arca_ingest_stats stats;
 	arca_ingest_stats pending; /* counts of the uncommitted batch */
 	bool failed;
+	inst_indexer *indexer;
 };
 
 arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_commit_cb cb,
@@ -209,6 +211,11 @@ arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_
 		free(ing);
 		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
 	}
+	if (inst_indexer_start(&ing->indexer, err) != ARCA_OK) {
+		free(ing->items);
+		free(ing);
+		return err ? err->status : ARCA_ERR_NOMEM;
+	}
 	*out = ing;
 	return ARCA_OK;
 }
@@ -216,16 +223,6 @@ arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_
 const arca_ingest_stats *arca_ingest_get_stats(const arca_ingest *ing)
 {
 	return &ing->stats;
-}
-
-static void rollback_indexes(inst_store *s)
-{
-	for (size_t i = 0; i < s->n_ix; i++) {
-		if (s->ixs[i].in_txn) {
-			arca_index_rollback(s->ixs[i].ix);
-			s->ixs[i].in_txn = false;
-		}
-	}
 }
 
 static void add_stats(arca_ingest_stats *a, const arca_ingest_stats *b)
@@ -253,7 +250,7 @@ arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
 		return ARCA_OK;
 	st = arca_store_commit(s->store, &batch, err);
 	if (st != ARCA_OK) {
-		rollback_indexes(s);
+		inst_indexer_rollback(ing->indexer);
 		ing->failed = true;
 		ing->n_items = 0;
 		ing->pending_new = 0;
@@ -261,18 +258,8 @@ arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
 		return st;
 	}
 	s->content_count += ing->pending_new;
-	for (size_t i = 0; i < s->n_ix; i++) {
-		arca_error ierr;
-		if (!s->ixs[i].in_txn)
-			continue;
-		s->ixs[i].in_txn = false;
-		if (arca_index_commit(s->ixs[i].ix, batch, &ierr) != ARCA_OK) {
-			/* the messages are safe in the store; the index catches up on the next open */
-			arca_log(ARCA_LOG_WARN, "ingest", "index commit failed (will catch up): %s",
-			         ierr.msg);
-			arca_index_rollback(s->ixs[i].ix);
-		}
-	}
+	/* the batch is durable; the indexes follow in the same order on the indexing thread */
+	inst_indexer_commit(ing->indexer, batch);
 	add_stats(&ing->stats, &ing->pending);
 	ing->stats.batches++;
 	if (ing->cb != NULL && ing->n_items > 0)
@@ -302,6 +289,8 @@ static arca_status rollover(arca_ingest *ing, inst_store **sp, arca_error *err)
 		return ARCA_OK;
 	if ((st = arca_ingest_commit(ing, err)) != ARCA_OK)
 		return st;
+	/* store handles are reloaded below: the indexing thread must be done with them */
+	inst_indexer_sync(ing->indexer);
 	arca_log(ARCA_LOG_INFO, "ingest", "store %u reached %llu messages; creating a new store",
 	         s->id, (unsigned long long)s->content_count);
 	if ((st = arca_instance_store_create(in, NULL, NULL, NULL, NULL, true, &nid, err)) != ARCA_OK)
@@ -359,7 +348,7 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	if (st != ARCA_OK) {
 		if (st == ARCA_ERR_NOSPACE || st == ARCA_ERR_IO || st == ARCA_ERR_DB) {
 			arca_store_rollback(s->store);
-			rollback_indexes(s);
+			inst_indexer_rollback(ing->indexer);
 			ing->failed = true;
 			ing->n_items = 0;
 			memset(&ing->pending, 0, sizeof(ing->pending));
@@ -389,27 +378,24 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	st = inst_index_get(in, s, archive_id, true, &ix, err);
 	if (st != ARCA_OK)
 		return st;
-	for (size_t i = 0; i < s->n_ix; i++) {
-		if (s->ixs[i].ix == ix && !s->ixs[i].in_txn) {
-			if ((st = arca_index_begin(ix, err)) != ARCA_OK)
-				return st;
-			s->ixs[i].in_txn = true;
-		}
-	}
-	if (added.new_content || added.new_in_archive || !arca_index_has(ix, added.msg_id)) {
-		const char *w = NULL;
-		st = inst_index_doc(ix, added.msg_id, folder_id, data, len, dest.archive_time, &w, err);
+	if (added.new_content || added.new_in_archive) {
+		/* parse here, index on the indexing thread */
+		arca_mime_info *info = NULL;
+		st = arca_mime_parse(data, len, &info, err);
 		if (st != ARCA_OK)
 			return st;
-		if (w != NULL) {
+		if (info->warnings != 0) {
+			static __thread char warnbuf[256];
+			snprintf(warnbuf, sizeof(warnbuf), "%s", info->warning ? info->warning : "malformed");
 			ing->pending.warnings++;
 			if (warning)
-				*warning = w;
+				*warning = warnbuf;
 		}
+		inst_indexer_doc(ing->indexer, ix, added.msg_id, folder_id,
+		                 info->date != ARCA_MIME_DATE_NONE ? info->date : dest.archive_time, len,
+		                 info);
 	} else {
-		st = arca_index_add_folder(ix, added.msg_id, folder_id, err);
-		if (st != ARCA_OK)
-			return st;
+		inst_indexer_folder(ing->indexer, ix, added.msg_id, folder_id);
 	}
 maybe_commit:
 	if (ing->n_items >= ing->batch_size ||
@@ -426,6 +412,7 @@ arca_status arca_ingest_end(arca_ingest **ingp, arca_error *err)
 		return ARCA_OK;
 	if (!ing->failed)
 		st = arca_ingest_commit(ing, err);
+	inst_indexer_stop(&ing->indexer);
 	free(ing->items);
 	free(ing);
 	*ingp = NULL;

@@ -192,8 +192,8 @@ arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_
 	}
 	sqlite3_extended_result_codes(ix->db, 1);
 	sqlite3_busy_timeout(ix->db, 10000);
-	/* 64 MiB page cache: FTS segment reads dominate search latency. */
-	rc = exec(ix, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
+	/* Up to 32 MiB page cache per handle: FTS segment reads dominate search latency. */
+	rc = exec(ix, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;");
 	if (rc == SQLITE_OK && !ix->readonly)
 		rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
 	if (rc == SQLITE_OK && (flags & ARCA_INDEX_CREATE)) {

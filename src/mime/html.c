@@ -50,16 +50,27 @@ static const unsigned short c1_map[32] = {
 	0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0xfffd, 0x017e, 0x0178,
 };
 
+typedef struct {
+	const char *name;
+	size_t len;
+} tag_name;
+
+#define TAG(s) { s, sizeof(s) - 1 }
+#define N_TAGS(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Tags whose start or end is a line break. */
-static const char *const block_tags[] = {
-	"p", "br", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-	"dl", "dt", "dd", "blockquote", "pre", "hr", "title", "section", "article", "header",
-	"footer", "center", "address", "form", "tbody", "thead", "tfoot", "caption", "body",
-	"html", "head", "nav", "aside", "main", "figure", "figcaption", "fieldset",
+static const tag_name block_tags[] = {
+	TAG("p"), TAG("br"), TAG("div"), TAG("tr"), TAG("li"), TAG("h1"), TAG("h2"), TAG("h3"),
+	TAG("h4"), TAG("h5"), TAG("h6"), TAG("table"), TAG("ul"), TAG("ol"), TAG("dl"), TAG("dt"),
+	TAG("dd"), TAG("blockquote"), TAG("pre"), TAG("hr"), TAG("title"), TAG("section"),
+	TAG("article"), TAG("header"), TAG("footer"), TAG("center"), TAG("address"), TAG("form"),
+	TAG("tbody"), TAG("thead"), TAG("tfoot"), TAG("caption"), TAG("body"), TAG("html"),
+	TAG("head"), TAG("nav"), TAG("aside"), TAG("main"), TAG("figure"), TAG("figcaption"),
+	TAG("fieldset"),
 };
 
 /* Tags whose content is dropped up to the matching end tag. */
-static const char *const skip_tags[] = { "script", "style", "template", "xml" };
+static const tag_name skip_tags[] = { TAG("script"), TAG("style"), TAG("template"), TAG("xml") };
 
 enum { WS_NONE, WS_SPACE, WS_BREAK };
 
@@ -142,11 +153,13 @@ static long named_entity(const char *name, size_t n)
 {
 	size_t i;
 	for (i = 0; i < sizeof(other_entities) / sizeof(other_entities[0]); i++) {
-		if (strlen(other_entities[i].name) == n && memcmp(other_entities[i].name, name, n) == 0)
+		const char *e = other_entities[i].name;
+		if (e[0] == name[0] && strncmp(e, name, n) == 0 && e[n] == '\0')
 			return (long)other_entities[i].cp;
 	}
 	for (i = 0; i < 96; i++) {
-		if (strlen(latin1_names[i]) == n && memcmp(latin1_names[i], name, n) == 0)
+		const char *e = latin1_names[i];
+		if (e[0] == name[0] && strncmp(e, name, n) == 0 && e[n] == '\0')
 			return (long)(0xa0 + i);
 	}
 	return -1;
@@ -230,11 +243,12 @@ static size_t find_end_tag(const char *s, size_t n, const char *name)
 	return n;
 }
 
-static bool tag_in(const char *name, size_t nl, const char *const *list, size_t count)
+static bool tag_in(const char *name, size_t nl, const tag_name *list, size_t count)
 {
 	size_t i;
 	for (i = 0; i < count; i++) {
-		if (strlen(list[i]) == nl && strncasecmp(list[i], name, nl) == 0)
+		if (list[i].len == nl && (name[0] | 0x20) == list[i].name[0] &&
+		    strncasecmp(list[i].name, name, nl) == 0)
 			return true;
 	}
 	return false;
@@ -305,13 +319,13 @@ char *arca_mime_html_to_text(const char *html, size_t len, size_t *out_len)
 			size_t name_len = (size_t)(s + nl - name);
 			end = skip_tag(s, n);
 			i += end;
-			if (tag_in(name, name_len, block_tags, sizeof(block_tags) / sizeof(block_tags[0])))
+			if (tag_in(name, name_len, block_tags, N_TAGS(block_tags)))
 				put_ws(&o, WS_BREAK);
 			else if (name_len == 2 && (strncasecmp(name, "td", 2) == 0 ||
 			    strncasecmp(name, "th", 2) == 0))
 				put_ws(&o, WS_SPACE);
 			if (!closing && end >= 2 && s[end - 2] != '/' &&
-			    tag_in(name, name_len, skip_tags, sizeof(skip_tags) / sizeof(skip_tags[0]))) {
+			    tag_in(name, name_len, skip_tags, N_TAGS(skip_tags))) {
 				char tname[16];
 				memcpy(tname, name, name_len < 15 ? name_len : 15);
 				tname[name_len < 15 ? name_len : 15] = '\0';

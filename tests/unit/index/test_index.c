@@ -144,6 +144,13 @@ static void test_newest_first(void **state)
 	assert_string_equal(ids(f->ix, "-lunch", ARCA_ORDER_NEWEST, NULL, 0, NULL), "7,9");
 	assert_string_equal(ids(f->ix, "lunch OR thanks", ARCA_ORDER_NEWEST, NULL, 0, NULL),
 	                    "3,7");
+	/* AND binds tighter than OR */
+	assert_string_equal(ids(f->ix, "lunch OR numbers good", ARCA_ORDER_NEWEST, NULL, 0, NULL),
+	                    "3,7");
+	assert_string_equal(ids(f->ix, "numbers good OR lunch", ARCA_ORDER_NEWEST, NULL, 0, NULL),
+	                    "3,7");
+	assert_string_equal(ids(f->ix, "(lunch OR numbers) good", ARCA_ORDER_NEWEST, NULL, 0,
+	                        NULL), "7");
 	assert_string_equal(ids(f->ix, "nothing-like-this", ARCA_ORDER_NEWEST, NULL, 0, NULL), "");
 	assert_string_equal(ids(f->ix, "after:2000", ARCA_ORDER_NEWEST, NULL, 0, NULL), "3,7,9");
 

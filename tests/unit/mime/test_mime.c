@@ -168,7 +168,8 @@ static void test_nested_mixed(void **state)
 	    "--inner\nContent-Type: text/html\n\n<b>body words</b>\n--inner--\n"
 	    "--outer\nContent-Type: text/csv; name=data.csv\n"
 	    "Content-Disposition: attachment; filename=data.csv\n\na,b,c\n1,2,3\n"
-	    "--outer\nContent-Type: text/html\nContent-Disposition: attachment; filename=page.html\n"
+	    "--outer\nContent-Type: text/html\n"
+	    "Content-Disposition: attachment; filename=page.html\n"
 	    "\n<h1>Attached</h1><p>page</p>\n"
 	    "--outer\nContent-Type: application/octet-stream\n"
 	    "Content-Transfer-Encoding: base64\n\nAAECAw==\n"
@@ -300,11 +301,11 @@ static char *deep_message(unsigned levels, size_t *len)
 {
 	arca_buf b;
 	arca_buf_init(&b, SIZE_MAX);
-	assert_int_equal(arca_buf_appendz(&b, "Subject: deep\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"),
-	    ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: deep\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"), ARCA_OK);
 	for (unsigned i = 0; i < levels; i++)
-		assert_int_equal(arca_buf_printf(&b, "Content-Type: multipart/mixed; boundary=b%u\n\n"
-		    "--b%u\n", i, i), ARCA_OK);
+		assert_int_equal(arca_buf_printf(&b, "Content-Type: multipart/mixed; "
+		    "boundary=b%u\n\n--b%u\n", i, i), ARCA_OK);
 	assert_int_equal(arca_buf_appendz(&b, "Content-Type: text/plain\n\ndeep leaf\n"), ARCA_OK);
 	for (unsigned i = levels; i-- > 0;)
 		assert_int_equal(arca_buf_printf(&b, "--b%u--\n", i), ARCA_OK);
@@ -352,7 +353,8 @@ static void test_many_parts(void **state)
 	arca_buf b;
 	size_t len;
 	arca_buf_init(&b, SIZE_MAX);
-	assert_int_equal(arca_buf_appendz(&b, "Subject: many\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	assert_int_equal(arca_buf_appendz(&b, "Subject: many\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
 	    "Content-Type: multipart/mixed; boundary=p\n\n"), ARCA_OK);
 	for (int i = 0; i < 5000; i++)
 		assert_int_equal(arca_buf_printf(&b, "--p\nContent-Type: application/x-%d\n"
