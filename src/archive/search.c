@@ -184,6 +184,27 @@ static void hit_free(arca_hit *h)
 	free(h->folders);
 }
 
+/* Snippets come from the message itself (the index keeps no text): one read, decrypt and
+ * parse per hit on the page. A message that cannot be read gets an empty snippet; verify
+ * reports it. */
+static void add_snippet(arca_instance *in, const arca_query *q, arca_result *r, arca_buf *scratch)
+{
+	arca_mime_info *info = NULL;
+	inst_store *s = inst_store_by_id(in, r->store_id);
+	arca_buf_reset(scratch);
+	if (s != NULL && inst_store_open(in, s, false, NULL) == ARCA_OK &&
+	    arca_store_get(s->store, r->msg_id, scratch, NULL) == ARCA_OK &&
+	    arca_mime_parse(scratch->data, scratch->len, &info, NULL) == ARCA_OK) {
+		if (info->body_text_len > 0 || info->attachment_text_len == 0)
+			r->snippet = arca_index_snippet(q, info->body_text, info->body_text_len);
+		else
+			r->snippet = arca_index_snippet(q, info->attachment_text, info->attachment_text_len);
+		arca_mime_info_free(&info);
+	}
+	if (r->snippet == NULL)
+		r->snippet = strdup("");
+}
+
 arca_status arca_instance_search(arca_instance *in, const char *query,
                                  const arca_instance_search_opts *opts, arca_results *out,
                                  arca_error *err)
@@ -194,9 +215,11 @@ arca_status arca_instance_search(arca_instance *in, const char *query,
 	tagged_hit *all = NULL;
 	size_t n_all = 0, cap_all = 0;
 	arca_status st;
+	arca_buf scratch;
 
 	out->items = NULL;
 	out->n = 0;
+	arca_buf_init(&scratch, ARCA_MAX_MESSAGE_SIZE);
 	if ((st = arca_query_parse(query, &q, err)) != ARCA_OK)
 		return st;
 	if ((st = scope_archives(in, q, opts, &arch, &n_arch, err)) != ARCA_OK)
@@ -208,8 +231,7 @@ arca_status arca_instance_search(arca_instance *in, const char *query,
 		for (size_t ai = 0; ai < n_arch && st == ARCA_OK; ai++) {
 			arca_index *ix;
 			arca_hits hits = {0};
-			arca_search_opts so = {.order = opts->order, .limit = want,
-			                       .want_snippets = opts->snippets};
+			arca_search_opts so = {.order = opts->order, .limit = want, .want_snippets = false};
 			uint32_t *fids = NULL;
 			size_t nf = 0;
 			st = inst_index_get(in, s, arch[ai].id, false, &ix, err);
@@ -288,10 +310,13 @@ arca_status arca_instance_search(arca_instance *in, const char *query,
 				if (r->folders[r->n_folders])
 					r->n_folders++;
 			}
+			if (opts->snippets && r->snippet == NULL)
+				add_snippet(in, q, r, &scratch);
 			out->n++;
 		}
 	}
 done:
+	arca_buf_free(&scratch);
 	for (size_t i = 0; i < n_all; i++)
 		hit_free(&all[i].hit);
 	free(all);

@@ -67,7 +67,7 @@ typedef struct {
 	double rank;      /* bm25 (lower is better) when ordered by relevance, else 0 */
 	char *from;
 	char *subject;
-	char *snippet;    /* matched words marked as [[word]], NULL if not wanted */
+	char *snippet;    /* NULL: the caller cuts it from the message (arca_index_snippet) */
 	uint32_t *folders; /* folder ids this message is in (within this archive) */
 	size_t n_folders;
 } arca_hit;
@@ -82,6 +82,12 @@ typedef struct {
 arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_search_opts *opts,
                               arca_hits *out, arca_error *err);
 void arca_hits_free(arca_hits *h);
+
+/* A snippet of text (e.g. a message's body text) around the first match of q's words, with
+ * matches marked as [[word]]; the start of the text if nothing matches. Caller frees; NULL
+ * only when out of memory. Search hits carry snippet == NULL; the instance fills it from the
+ * message itself. */
+char *arca_index_snippet(const arca_query *q, const char *text, size_t len);
 
 /* Document count and database bytes. */
 arca_status arca_index_stats(arca_index *ix, uint64_t *docs, arca_error *err);
