@@ -1086,13 +1086,38 @@ nomem:
 
 char *arca_index_snippet(const arca_query *q, const char *text, size_t len)
 {
+	char *flat, *res;
+	size_t n = 0;
+	bool space = true; /* drops leading whitespace */
+	if (text == NULL)
+		len = 0;
 	/* a match far down a huge text is not worth scanning for: bounded work per hit */
 	if (len > SNIPPET_SCAN_MAX) {
 		len = SNIPPET_SCAN_MAX;
 		while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
 			len--;
 	}
-	return make_snippet(text != NULL ? text : "", text != NULL ? len : 0, q);
+	flat = malloc(len + 1);
+	if (flat == NULL)
+		return NULL;
+	/* whitespace runs (line breaks, quoting indentation) become one space */
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v') {
+			if (!space)
+				flat[n++] = ' ';
+			space = true;
+		} else {
+			flat[n++] = c;
+			space = false;
+		}
+	}
+	while (n > 0 && flat[n - 1] == ' ')
+		n--;
+	flat[n] = '\0';
+	res = make_snippet(flat, n, q);
+	free(flat);
+	return res;
 }
 
 arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_search_opts *opts,
