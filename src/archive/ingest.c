@@ -258,12 +258,13 @@ arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
 		return st;
 	}
 	s->content_count += ing->pending_new;
-	/* the batch is durable; the indexes follow in the same order on the indexing thread */
-	inst_indexer_commit(ing->indexer, batch);
 	add_stats(&ing->stats, &ing->pending);
 	ing->stats.batches++;
+	/* report first: the batch is durable now; the index commit may wait for the queue */
 	if (ing->cb != NULL && ing->n_items > 0)
 		ing->cb(ing->ctx, ing->items, ing->n_items);
+	/* the indexes follow in the same order on the indexing thread */
+	inst_indexer_commit(ing->indexer, batch);
 	ing->n_items = 0;
 	ing->pending_new = 0;
 	memset(&ing->pending, 0, sizeof(ing->pending));

@@ -176,6 +176,50 @@ static int cmp_rank(const void *a, const void *b)
 	return cmp_newest(a, b);
 }
 
+static int cmp_message(const void *a, const void *b)
+{
+	const tagged_hit *x = a, *y = b;
+	if (x->store_id != y->store_id)
+		return x->store_id < y->store_id ? -1 : 1;
+	if (x->hit.msg_id != y->hit.msg_id)
+		return x->hit.msg_id < y->hit.msg_id ? -1 : 1;
+	return cmp_newest(a, b);
+}
+
+static void hit_free(arca_hit *h);
+
+/* A message in several archives is a hit in each archive's index: keep one hit per message
+ * (the best-ranked) with the folders of all. Returns the new count. */
+static size_t merge_same_message(tagged_hit *all, size_t n)
+{
+	size_t w = 0;
+	if (n < 2)
+		return n;
+	qsort(all, n, sizeof(*all), cmp_message);
+	for (size_t r = 0; r < n; r++) {
+		tagged_hit *keep = w > 0 ? &all[w - 1] : NULL;
+		if (keep != NULL && keep->store_id == all[r].store_id &&
+		    keep->hit.msg_id == all[r].hit.msg_id) {
+			arca_hit *h = &all[r].hit;
+			uint32_t *nf = realloc(keep->hit.folders,
+			                       (keep->hit.n_folders + h->n_folders + 1) * sizeof(uint32_t));
+			if (nf != NULL) {
+				memcpy(nf + keep->hit.n_folders, h->folders, h->n_folders * sizeof(uint32_t));
+				keep->hit.folders = nf;
+				keep->hit.n_folders += h->n_folders;
+			}
+			if (h->rank < keep->hit.rank)
+				keep->hit.rank = h->rank;
+			hit_free(h);
+			continue;
+		}
+		if (w != r)
+			all[w] = all[r];
+		w++;
+	}
+	return w;
+}
+
 static void hit_free(arca_hit *h)
 {
 	free(h->from);
@@ -276,6 +320,7 @@ arca_status arca_instance_search(arca_instance *in, const char *query,
 	}
 	if (st != ARCA_OK)
 		goto done;
+	n_all = merge_same_message(all, n_all);
 	if (n_all > 1)
 		qsort(all, n_all, sizeof(*all), opts->order == ARCA_ORDER_RELEVANCE ? cmp_rank : cmp_newest);
 	if (n_all > opts->offset) {

@@ -1,7 +1,8 @@
 /* Per-archive full-text index: one SQLite database (WAL) holding
- *   fts          contentless FTS5 table; rowid = sort key (date << 20 | msg_id low bits)
+ *   fts          contentless FTS5 table; rowid = sort key (day << 12 | slot within the day)
  *   docs         one row per message (rowid = sort key): what a hit list shows, without
- *                touching the store: date, size, from, subject, zstd excerpt for snippets
+ *                touching the store: date, size, from, subject (the excerpt column is only
+ *                read from older indexes; snippets are cut from the message by the caller)
  *   doc_folders  (folder_id, sortkey) memberships, for folder-restricted searches
  *   state        schema version and the last store batch indexed
  * The index is derived data: the store's metadata is the truth, and after a crash the caller

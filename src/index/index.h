@@ -1,5 +1,6 @@
 /* Full-text index of one archive within one store: one SQLite database with a contentless
- * FTS5 table plus a small docs table (date, size, from, subject, text excerpt for snippets)
+ * FTS5 table plus a small docs table (date, size, from, subject; no text: snippets are cut
+ * from the message itself by the caller with arca_index_snippet)
  * and doc-folder memberships. Keeping one index per (store, archive) makes search latency
  * independent of other archives' sizes. FTS5 rowids are "sort keys" that ascend with the
  * message date, so newest-first is `ORDER BY rowid DESC` (cheap, see DESIGN.md §2). */

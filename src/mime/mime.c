@@ -813,6 +813,18 @@ static void walk(ctx *c, GMimeObject *obj, unsigned depth, bool in_attach, int m
 		if (!mp->write_end_boundary || n == 0 ||
 		    g_mime_object_get_content_type_parameter(obj, "boundary") == NULL)
 			warn(c, ARCA_MIME_WARN_BAD_BOUNDARY, "multipart boundary missing");
+		if (n == 0 && mode == WALK_INDEX) {
+			/* boundary never found: GMime left everything in the prologue; index it as
+			 * text so that the message stays findable */
+			const char *pro = g_mime_multipart_get_prologue(mp);
+			if (pro != NULL && pro[0] != '\0') {
+				arca_buf *dst = in_attach ? &c->attach : &c->body;
+				size_t limit = text_begin(c, dst), before = dst->len;
+				bool cut = append_fixed(c, dst, (const unsigned char *)pro, strlen(pro), limit, false, FIX_TEXT,
+				                        "(undeclared)");
+				text_end(c, dst, before, cut);
+			}
+		}
 		if (ct != NULL && g_mime_content_type_is_type(ct, "multipart", "alternative"))
 			choice = alternative_choice(mp);
 		for (i = 0; i < n && !c->stop; i++) {

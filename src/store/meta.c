@@ -5,6 +5,11 @@
 
 /* Rows are kept small (integer keys, WITHOUT ROWID members) because a store holds millions of
  * messages and re-archiving a corpus into another folder must cost only a few bytes each. */
+/* Format 2: where each dictionary record lies (the dictionary itself stays in the container). */
+#define DICTS_SQL \
+	"CREATE TABLE dicts(id INTEGER PRIMARY KEY, container INTEGER NOT NULL," \
+	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL);"
+
 static const char schema_sql[] =
 	"CREATE TABLE settings(id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,"
 	" key_id INTEGER NOT NULL, kcv BLOB NOT NULL, last_batch INTEGER NOT NULL,"
@@ -19,7 +24,8 @@ static const char schema_sql[] =
 	"CREATE INDEX members_archive ON members(archive_id, message_id);"
 	/* "memberships added after batch B" (index catch-up) */
 	"CREATE INDEX members_batch ON members(batch);"
-	"CREATE TABLE containers(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);";
+	"CREATE TABLE containers(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
+	DICTS_SQL;
 
 #define KCV_AAD "arca-store-key-check"
 #define KCV_LEN (ARCA_GCM_NONCE_LEN + 32 + ARCA_GCM_TAG_LEN)
@@ -108,7 +114,8 @@ fail:
 }
 
 arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
-                                uint64_t *last_batch, uint64_t *next_id, arca_error *err)
+                                uint64_t *last_batch, uint64_t *next_id, int *format,
+                                arca_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	uint8_t kcv[KCV_LEN], plain[32];
@@ -124,7 +131,8 @@ arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], ui
 		                      : arca_meta_err(db, rc, err, "cannot read store settings");
 		goto out;
 	}
-	if (sqlite3_column_int(st, 0) != ARCA_STORE_FORMAT) {
+	if (sqlite3_column_int(st, 0) != ARCA_STORE_FORMAT &&
+	    sqlite3_column_int(st, 0) != ARCA_STORE_FORMAT_V1) {
 		s = arca_error_set(err, ARCA_ERR_STATE, "unsupported store format %d",
 		                   sqlite3_column_int(st, 0));
 		goto out;
@@ -148,7 +156,21 @@ arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], ui
 		*last_batch = (uint64_t)sqlite3_column_int64(st, 3);
 	if (next_id != NULL)
 		*next_id = (uint64_t)sqlite3_column_int64(st, 4);
+	if (format != NULL)
+		*format = sqlite3_column_int(st, 0);
 out:
 	sqlite3_finalize(st);
+	return s;
+}
+
+arca_status arca_meta_upgrade(sqlite3 *db, arca_error *err)
+{
+	arca_status s = arca_meta_exec(db, "BEGIN IMMEDIATE", err);
+	if (s != ARCA_OK)
+		return s;
+	s = arca_meta_exec(db, DICTS_SQL "UPDATE settings SET format = 2 WHERE id = 1", err);
+	if (s == ARCA_OK)
+		return arca_meta_exec(db, "COMMIT", err);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return s;
 }

@@ -40,14 +40,19 @@ static uint64_t get64(const uint8_t *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-uint64_t arca_rec_body_max(uint8_t type)
+uint64_t arca_rec_body_max(uint8_t version, uint8_t type)
 {
+	if (version != ARCA_REC_VERSION && version != ARCA_REC_VERSION_1)
+		return 0;
 	switch (type) {
 	case ARCA_REC_CONTENT:
-		return ARCA_REC_CONTENT_FIXED + 2 + ARCA_NAME_MAX + 2 + ARCA_FOLDER_MAX +
+		return (version == ARCA_REC_VERSION_1 ? ARCA_REC_CONTENT_FIXED_V1 :
+		        ARCA_REC_CONTENT_FIXED) + 2 + ARCA_NAME_MAX + 2 + ARCA_FOLDER_MAX +
 		       ZSTD_compressBound(ARCA_MAX_MESSAGE_SIZE);
 	case ARCA_REC_LINKS:
 		return ZSTD_compressBound(ARCA_REC_LINKS_MAX);
+	case ARCA_REC_DICT:
+		return version == ARCA_REC_VERSION_1 ? 0 : ARCA_REC_DICT_FIXED + ARCA_DICT_MAX;
 	default:
 		return 0;
 	}
@@ -56,7 +61,7 @@ uint64_t arca_rec_body_max(uint8_t type)
 void arca_rec_hdr_encode(uint8_t out[ARCA_REC_HDR_LEN], const arca_rec_hdr *h)
 {
 	memcpy(out, ARCA_REC_MAGIC, 4);
-	out[4] = ARCA_REC_VERSION;
+	out[4] = h->version;
 	out[5] = h->type;
 	put16(out + 6, 0);
 	put32(out + 8, h->key_id);
@@ -71,12 +76,13 @@ bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, co
 		*why = "bad record header (magic)";
 		return false;
 	}
-	if (in[4] != ARCA_REC_VERSION) {
+	if (in[4] != ARCA_REC_VERSION && in[4] != ARCA_REC_VERSION_1) {
 		*why = "bad record header (unknown version)";
 		return false;
 	}
+	h->version = in[4];
 	h->type = in[5];
-	if (arca_rec_body_max(h->type) == 0) {
+	if (arca_rec_body_max(h->version, h->type) == 0) {
 		*why = "bad record header (unknown type)";
 		return false;
 	}
@@ -88,7 +94,7 @@ bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, co
 	h->body_len = get32(in + 12);
 	h->seq = get64(in + 16);
 	memcpy(h->nonce, in + 24, ARCA_GCM_NONCE_LEN);
-	if (h->body_len > arca_rec_body_max(h->type)) {
+	if (h->body_len > arca_rec_body_max(h->version, h->type)) {
 		*why = "bad record header (length out of range)";
 		return false;
 	}
@@ -99,10 +105,11 @@ arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint
                           uint64_t seq, const void *plain, size_t len, arca_buf *rec,
                           arca_error *err)
 {
-	arca_rec_hdr h = {.type = type, .key_id = key_id, .body_len = (uint32_t)len, .seq = seq};
+	arca_rec_hdr h = {.version = ARCA_REC_VERSION, .type = type, .key_id = key_id,
+	                  .body_len = (uint32_t)len, .seq = seq};
 	uint8_t *p;
 	arca_status st;
-	if (len > arca_rec_body_max(type))
+	if (len > arca_rec_body_max(h.version, type))
 		return arca_error_set(err, ARCA_ERR_LIMIT, "record too large (%zu bytes)", len);
 	arca_buf_reset(rec);
 	st = arca_buf_reserve(rec, ARCA_REC_OVERHEAD + len);
@@ -151,7 +158,8 @@ arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c)
 	put64(f + 56, c->batch);
 	put32(f + 64, c->archive_id);
 	put32(f + 68, c->folder_id);
-	put16(f + 72, (uint16_t)c->archive_name_len);
+	put32(f + 72, c->dict_id);
+	put16(f + 76, (uint16_t)c->archive_name_len);
 	if ((st = arca_buf_append(plain, f, sizeof(f))) != ARCA_OK ||
 	    (st = arca_buf_append(plain, c->archive_name, c->archive_name_len)) != ARCA_OK)
 		return st;
@@ -179,10 +187,12 @@ static bool get_str(const uint8_t *p, size_t len, size_t *pos, size_t max, const
 	return true;
 }
 
-bool arca_rec_content_parse(const uint8_t *p, size_t len, arca_rec_content *c, const char **why)
+bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_rec_content *c,
+                            const char **why)
 {
-	size_t pos = ARCA_REC_CONTENT_FIXED;
-	if (len < ARCA_REC_CONTENT_FIXED) {
+	size_t pos = version == ARCA_REC_VERSION_1 ? ARCA_REC_CONTENT_FIXED_V1 :
+	             ARCA_REC_CONTENT_FIXED;
+	if (len < pos) {
 		*why = "content record too short";
 		return false;
 	}
@@ -193,6 +203,7 @@ bool arca_rec_content_parse(const uint8_t *p, size_t len, arca_rec_content *c, c
 	c->batch = get64(p + 56);
 	c->archive_id = get32(p + 64);
 	c->folder_id = get32(p + 68);
+	c->dict_id = version == ARCA_REC_VERSION_1 ? 0 : get32(p + 72);
 	if (!get_str(p, len, &pos, ARCA_NAME_MAX, &c->archive_name, &c->archive_name_len) ||
 	    !get_str(p, len, &pos, ARCA_FOLDER_MAX, &c->folder_path, &c->folder_path_len)) {
 		*why = "content record has malformed names";
@@ -204,6 +215,28 @@ bool arca_rec_content_parse(const uint8_t *p, size_t len, arca_rec_content *c, c
 	}
 	c->payload = p + pos;
 	c->payload_len = len - pos;
+	return true;
+}
+
+bool arca_rec_dict_parse(const uint8_t *p, size_t len, uint64_t seq, const uint8_t **dict,
+                         size_t *dict_len, const char **why)
+{
+	if (len < ARCA_REC_DICT_FIXED) {
+		*why = "dictionary record too short";
+		return false;
+	}
+	if (seq == 0 || get32(p) != seq) {
+		*why = "dictionary record has an inconsistent id";
+		return false;
+	}
+	*dict = p + ARCA_REC_DICT_FIXED;
+	*dict_len = len - ARCA_REC_DICT_FIXED;
+	/* Only trained dictionaries (zstd magic + entropy tables) are written; a raw-content
+	 * dictionary here means the record is not what it claims. */
+	if (*dict_len > ARCA_DICT_MAX || ZSTD_getDictID_fromDict(*dict, *dict_len) == 0) {
+		*why = "dictionary record does not hold a zstd dictionary";
+		return false;
+	}
 	return true;
 }
 
@@ -249,8 +282,9 @@ bool arca_rec_link_next(const uint8_t *p, size_t len, size_t *pos, arca_rec_link
 	return true;
 }
 
-bool arca_rec_decompress(ZSTD_DCtx *dctx, const void *src, size_t srclen, uint64_t expect,
-                         uint64_t max, arca_buf *out, const char **why)
+bool arca_rec_decompress(ZSTD_DCtx *dctx, const ZSTD_DDict *ddict, const void *src,
+                         size_t srclen, uint64_t expect, uint64_t max, arca_buf *out,
+                         const char **why)
 {
 	unsigned long long fcs = ZSTD_getFrameContentSize(src, srclen);
 	size_t r;
@@ -268,7 +302,11 @@ bool arca_rec_decompress(ZSTD_DCtx *dctx, const void *src, size_t srclen, uint64
 		*why = "decompression failed (out of memory)";
 		return false;
 	}
-	r = ZSTD_decompressDCtx(dctx, out->data + out->len, (size_t)fcs, src, srclen);
+	if (ddict != NULL)
+		r = ZSTD_decompress_usingDDict(dctx, out->data + out->len, (size_t)fcs, src, srclen,
+		                               ddict);
+	else
+		r = ZSTD_decompressDCtx(dctx, out->data + out->len, (size_t)fcs, src, srclen);
 	if (ZSTD_isError(r) || r != fcs) {
 		*why = "decompression failed";
 		return false;

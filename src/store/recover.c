@@ -22,11 +22,19 @@
 /* ------------------------------------------------------------------------------------ */
 /* verify */
 
+/* Location of a dictionary record known to metadata (checked on its own, skipped in gaps). */
+typedef struct {
+	uint32_t container;
+	uint64_t offset, size;
+} vdict;
+
 typedef struct {
 	arca_store *s;
 	arca_store_damage_cb cb;
 	void *ctx;
 	uint64_t damaged;
+	vdict *dicts;
+	size_t ndicts;
 	arca_buf hb;    /* record bytes of unknown records */
 	arca_buf plain; /* their plaintext */
 	arca_buf raw;   /* decompressed */
@@ -71,6 +79,9 @@ static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, ui
 	arca_rec_hdr h;
 	uint64_t len;
 	arca_rec_container_name(name, sizeof(name), id);
+	for (size_t i = 0; i < v->ndicts; i++)
+		if (v->dicts[i].container == id && v->dicts[i].offset == a && v->dicts[i].size > 0)
+			return a + v->dicts[i].size < b ? a + v->dicts[i].size : b;
 	if (b - a < ARCA_REC_OVERHEAD || !pread_all(fd, hdr, sizeof(hdr), a) ||
 	    !arca_rec_hdr_decode(hdr, &h, &why) ||
 	    (len = ARCA_REC_OVERHEAD + (uint64_t)h.body_len) > b - a) {
@@ -88,7 +99,8 @@ static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, ui
 	    arca_rec_open(v->s->key, &h, (const uint8_t *)v->hb.data, &v->plain, NULL) != ARCA_OK) {
 		report(v, 0, "authentication failed (record altered): %s record at offset %llu "
 		       "(%s %llu)", name, (unsigned long long)a,
-		       h.type == ARCA_REC_LINKS ? "links of batch" : "content of message",
+		       h.type == ARCA_REC_LINKS ? "links of batch" :
+		       h.type == ARCA_REC_DICT ? "dictionary" : "content of message",
 		       (unsigned long long)h.seq);
 		return a + len;
 	}
@@ -97,8 +109,13 @@ static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, ui
 		       (unsigned long long)h.seq, name, (unsigned long long)a);
 		return a + len;
 	}
+	if (h.type == ARCA_REC_DICT) {
+		report(v, 0, "dictionary record %llu at %s offset %llu is unknown to metadata",
+		       (unsigned long long)h.seq, name, (unsigned long long)a);
+		return a + len;
+	}
 	arca_buf_reset(&v->raw);
-	if (!arca_rec_decompress(v->s->dctx, v->plain.data, v->plain.len, UINT64_MAX,
+	if (!arca_rec_decompress(v->s->dctx, NULL, v->plain.data, v->plain.len, UINT64_MAX,
 	                         ARCA_REC_LINKS_MAX, &v->raw, &why)) {
 		report(v, 0, "links record of batch %llu at %s offset %llu: %s",
 		       (unsigned long long)h.seq, name, (unsigned long long)a, why);
@@ -141,6 +158,50 @@ static uint64_t container_end(arca_store *s, uint32_t id, uint64_t committed)
 	if (fd < 0 || fstat(fd, &sb) != 0)
 		return 0;
 	return (uint64_t)sb.st_size < committed ? (uint64_t)sb.st_size : committed;
+}
+
+/* Re-reads every dictionary record named by metadata; a damaged one is reported once here
+ * (msg_id 0) and then again, as the reason, for each message that uses it. */
+static arca_status verify_dicts(verify_ctx *v, arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	size_t cap = 0;
+	int rc;
+	arca_dict_reset(v->s);
+	if (v->s->format == ARCA_STORE_FORMAT_V1 &&
+	    sqlite3_prepare_v2(v->s->db, "SELECT 1 FROM dicts", -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return ARCA_OK; /* format 1, not upgraded: no dictionaries */
+	}
+	sqlite3_finalize(q);
+	rc = sqlite3_prepare_v2(v->s->db, "SELECT id, container, offset, stored_size FROM dicts"
+	                        " ORDER BY id", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		const ZSTD_DDict *dd;
+		arca_error e;
+		if (v->ndicts == cap) {
+			vdict *n = realloc(v->dicts, (cap = cap ? 2 * cap : 4) * sizeof(*n));
+			if (n == NULL) {
+				sqlite3_finalize(q);
+				return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+			}
+			v->dicts = n;
+		}
+		v->dicts[v->ndicts++] = (vdict){.container = (uint32_t)sqlite3_column_int64(q, 1),
+		                                .offset = (uint64_t)sqlite3_column_int64(q, 2),
+		                                .size = (uint64_t)sqlite3_column_int64(q, 3)};
+		if (id <= 0 || id > UINT32_MAX)
+			report(v, 0, "dictionary row with a bad id %lld in metadata", (long long)id);
+		else if (arca_dict_get(v->s, (uint32_t)id, &dd, &e) != ARCA_OK)
+			report(v, 0, "%s", e.msg);
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
+	return ARCA_OK;
 }
 
 arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx, uint64_t *checked,
@@ -191,6 +252,8 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 	q = NULL;
 	for (size_t i = 0; i < nconts; i++)
 		conts[i].end = container_end(s, conts[i].id, conts[i].end);
+	if ((st = verify_dicts(&v, err)) != ARCA_OK)
+		goto out;
 	rc = sqlite3_prepare_v2(s->db, "SELECT id, sha256, size, stored_size, container, offset"
 	                        " FROM messages ORDER BY container, offset", -1, &q, NULL);
 	if (rc != SQLITE_OK) {
@@ -250,6 +313,7 @@ out:
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	free(conts);
+	free(v.dicts);
 	arca_buf_free(&v.hb);
 	arca_buf_free(&v.plain);
 	arca_buf_free(&v.raw);
@@ -274,6 +338,14 @@ typedef struct {
 	arca_store_damage_cb dcb;
 	void *dctx;
 	ZSTD_DCtx *dctx_z;
+	sqlite3_stmt *ins_dict;
+	/* dictionaries recovered so far (they precede the records that use them) */
+	struct {
+		uint32_t id;
+		ZSTD_DDict *ddict;
+	} *dicts;
+	size_t ndicts, capdicts;
+	char why[128];
 	arca_buf plain, raw;
 	uint64_t messages, max_id, max_batch;
 	/* last resolved names: consecutive records usually share them */
@@ -377,15 +449,28 @@ static bool take_content(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64
 	arca_rec_content c;
 	uint8_t sha[ARCA_SHA256_LEN];
 	uint32_t aid, fid;
+	const ZSTD_DDict *ddict = NULL;
 	int rc;
-	if (!arca_rec_content_parse((const uint8_t *)r->plain.data, r->plain.len, &c, why))
+	if (!arca_rec_content_parse((const uint8_t *)r->plain.data, r->plain.len, h->version, &c,
+	                            why))
 		return false;
 	if (c.msg_id != h->seq || c.msg_id == 0 || c.msg_id > INT64_MAX) {
 		*why = "content record has an inconsistent message id";
 		return false;
 	}
+	if (c.dict_id != 0) {
+		for (size_t i = 0; i < r->ndicts && ddict == NULL; i++)
+			if (r->dicts[i].id == c.dict_id)
+				ddict = r->dicts[i].ddict;
+		if (ddict == NULL) {
+			snprintf(r->why, sizeof(r->why), "dictionary %u unknown or damaged",
+			         (unsigned)c.dict_id);
+			*why = r->why;
+			return false;
+		}
+	}
 	arca_buf_reset(&r->raw);
-	if (!arca_rec_decompress(r->dctx_z, c.payload, c.payload_len, c.raw_size,
+	if (!arca_rec_decompress(r->dctx_z, ddict, c.payload, c.payload_len, c.raw_size,
 	                         ARCA_MAX_MESSAGE_SIZE, &r->raw, why))
 		return false;
 	arca_sha256(r->raw.data, r->raw.len, sha);
@@ -443,7 +528,7 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, const char **why, arca
 	size_t pos = 0;
 	uint64_t lost = 0;
 	arca_buf_reset(&r->raw);
-	if (!arca_rec_decompress(r->dctx_z, r->plain.data, r->plain.len, UINT64_MAX,
+	if (!arca_rec_decompress(r->dctx_z, NULL, r->plain.data, r->plain.len, UINT64_MAX,
 	                         ARCA_REC_LINKS_MAX, &r->raw, why))
 		return false;
 	if (h->seq > INT64_MAX) {
@@ -478,6 +563,57 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, const char **why, arca
 		          (unsigned long long)lost);
 	*why = NULL;
 	return true;
+}
+
+/* Processes an authenticated dictionary record: keeps it for the content records after it
+ * and records its location. */
+static bool take_dict(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t off,
+                      const char **why, arca_status *st, arca_error *err)
+{
+	const uint8_t *dict;
+	size_t dlen;
+	ZSTD_DDict *dd;
+	int rc;
+	if (!arca_rec_dict_parse((const uint8_t *)r->plain.data, r->plain.len, h->seq, &dict, &dlen,
+	                         why))
+		return false;
+	for (size_t i = 0; i < r->ndicts; i++) {
+		if (r->dicts[i].id == h->seq) {
+			*why = "duplicate dictionary record (ignored)";
+			return false;
+		}
+	}
+	if (r->ndicts == r->capdicts) {
+		size_t nc = r->capdicts ? 2 * r->capdicts : 4;
+		void *n = realloc(r->dicts, nc * sizeof(*r->dicts));
+		if (n == NULL) {
+			*st = arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+			return false;
+		}
+		r->dicts = n;
+		r->capdicts = nc;
+	}
+	if ((dd = ZSTD_createDDict(dict, dlen)) == NULL) {
+		*st = arca_error_set(err, ARCA_ERR_NOMEM, "out of memory (dictionary)");
+		return false;
+	}
+	r->dicts[r->ndicts].id = (uint32_t)h->seq;
+	r->dicts[r->ndicts++].ddict = dd;
+	sqlite3_bind_int64(r->ins_dict, 1, (int64_t)h->seq);
+	sqlite3_bind_int64(r->ins_dict, 2, cid);
+	sqlite3_bind_int64(r->ins_dict, 3, (int64_t)off);
+	sqlite3_bind_int64(r->ins_dict, 4, (int64_t)(h->body_len + ARCA_REC_OVERHEAD));
+	rc = sqlite3_step(r->ins_dict);
+	sqlite3_reset(r->ins_dict);
+	if (rc != SQLITE_DONE)
+		*st = arca_meta_err(r->db, rc, err, "cannot insert dictionary");
+	return true;
+}
+
+static const char *type_name(uint8_t type)
+{
+	return type == ARCA_REC_CONTENT ? "content" : type == ARCA_REC_DICT ? "dictionary" :
+	       "links";
 }
 
 /* Walks one container; returns the end of the last good record in *good_end and the file
@@ -516,6 +652,8 @@ static arca_status walk_container(rebuild *r, const char *path, uint32_t cid, ui
 		if (ok) {
 			if (h.type == ARCA_REC_CONTENT)
 				ok = take_content(r, &h, cid, pos, &why, &st, err);
+			else if (h.type == ARCA_REC_DICT)
+				ok = take_dict(r, &h, cid, pos, &why, &st, err);
 			else
 				ok = take_links(r, &h, &why, &st, err);
 			if (st != ARCA_OK)
@@ -525,8 +663,7 @@ static arca_status walk_container(rebuild *r, const char *path, uint32_t cid, ui
 				*good_end = pos;
 			} else {
 				rb_report(r, h.type == ARCA_REC_CONTENT ? h.seq : 0,
-				          "%s record %llu at %s offset %llu: %s",
-				          h.type == ARCA_REC_CONTENT ? "content" : "links",
+				          "%s record %llu at %s offset %llu: %s", type_name(h.type),
 				          (unsigned long long)h.seq, name,
 				          (unsigned long long)(pos - ARCA_REC_OVERHEAD - h.body_len), why);
 			}
@@ -648,7 +785,7 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 		sqlite3 *old = NULL;
 		arca_error e;
 		if (arca_meta_open(paths->meta_path, SQLITE_OPEN_READONLY, &old, &e) == ARCA_OK) {
-			st = arca_meta_check_key(old, key, key_id, NULL, NULL, &e);
+			st = arca_meta_check_key(old, key, key_id, NULL, NULL, NULL, &e);
 			sqlite3_close(old);
 			if (st == ARCA_ERR_CRYPTO)
 				return arca_error_set(err, st, "%s", e.msg);
@@ -696,6 +833,9 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(r.db, "INSERT INTO containers(id, committed_len) VALUES(?,?)",
 		                        -1, &r.ins_cont, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(r.db, "INSERT INTO dicts(id, container, offset, stored_size)"
+		                        " VALUES(?,?,?,?)", -1, &r.ins_dict, NULL);
 	if (rc != SQLITE_OK) {
 		st = arca_meta_err(r.db, rc, err, "cannot prepare statements");
 		goto out;
@@ -733,6 +873,10 @@ out:
 	sqlite3_finalize(r.ins_mem);
 	sqlite3_finalize(r.has_msg);
 	sqlite3_finalize(r.ins_cont);
+	sqlite3_finalize(r.ins_dict);
+	for (size_t i = 0; i < r.ndicts; i++)
+		ZSTD_freeDDict(r.dicts[i].ddict);
+	free(r.dicts);
 	/* Closing the last connection checkpoints the WAL into the main file. */
 	if (r.db != NULL && sqlite3_close(r.db) != SQLITE_OK && st == ARCA_OK)
 		st = arca_error_set(err, ARCA_ERR_DB, "cannot close %s", tmp);

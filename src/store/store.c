@@ -157,6 +157,7 @@ static void store_free(arca_store *s)
 	arca_buf_free(&s->plain);
 	arca_buf_free(&s->rec);
 	arca_buf_free(&s->rbuf);
+	arca_dict_free(s);
 	ZSTD_freeCCtx(s->cctx);
 	ZSTD_freeDCtx(s->dctx);
 	arca_crypto_wipe(s->key, sizeof(s->key));
@@ -321,6 +322,7 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 {
 	arca_store *s;
 	arca_status st = check_paths(paths, err);
+	int format = 0;
 	*out = NULL;
 	if (st != ARCA_OK)
 		return st;
@@ -339,6 +341,7 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	s->key_id = key_id;
 	s->readonly = (flags & ARCA_STORE_READONLY) != 0;
 	s->container_max = ARCA_CONTAINER_MAX_SIZE;
+	s->dict_min = ARCA_DICT_MIN_MSGS;
 	arca_buf_init(&s->links, ARCA_REC_LINKS_MAX);
 	arca_buf_init(&s->plain, BUF_MAX);
 	arca_buf_init(&s->rec, BUF_MAX);
@@ -366,12 +369,28 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	                    SQLITE_OPEN_READWRITE, &s->db, err);
 	if (st != ARCA_OK)
 		goto fail;
-	st = arca_meta_check_key(s->db, key, key_id, &s->last_batch, &s->next_id, err);
+	st = arca_meta_check_key(s->db, key, key_id, &s->last_batch, &s->next_id, &format, err);
 	if (st != ARCA_OK)
 		goto fail;
+	/* A writer upgrades a format-1 store before writing version-2 records into it, so an
+	 * older program refuses the store instead of meeting records it cannot read. */
+	if (!s->readonly && format == ARCA_STORE_FORMAT_V1 &&
+	    (st = arca_meta_upgrade(s->db, err)) != ARCA_OK)
+		goto fail;
+	s->format = s->readonly ? format : ARCA_STORE_FORMAT;
 	st = open_containers(s, err);
 	if (st != ARCA_OK)
 		goto fail;
+	if ((st = arca_dict_list(s, err)) != ARCA_OK)
+		goto fail;
+	if (!s->readonly && s->ndicts == 0) {
+		sqlite3_stmt *q = prep(s, "SELECT count(*) FROM messages", err, &st);
+		if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
+			s->nodict_msgs = (uint64_t)sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		if (st != ARCA_OK)
+			goto fail;
+	}
 	s->st_lookup = prep(s, "SELECT id FROM messages WHERE sha256 = ?", err, &st);
 	s->st_msg = prep(s, "SELECT sha256, size, stored_size, container, offset, archive_time"
 	                 " FROM messages WHERE id = ?", err, &st);
@@ -415,6 +434,12 @@ void arca_store_set_container_max(arca_store *s, uint64_t max)
 	s->container_max = max;
 }
 
+void arca_store_set_dict_min(arca_store *s, uint64_t n)
+{
+	s->dict_min = n;
+	s->dict_next_try = 0;
+}
+
 void arca_store_fault_inject(arca_store *s, unsigned n, int errnum)
 {
 	s->fault_n = n;
@@ -437,7 +462,7 @@ static void shrink(arca_buf *b)
 /* Drops the staged batch: SQL rollback, container tails cut back to committed_len,
  * containers created by the batch removed. If a truncate fails the handle is poisoned:
  * the next open cuts the tail. */
-static void batch_abort(arca_store *s)
+void arca_store_batch_abort(arca_store *s)
 {
 	if (!s->in_txn)
 		return;
@@ -479,17 +504,17 @@ static void batch_abort(arca_store *s)
 
 void arca_store_rollback(arca_store *s)
 {
-	batch_abort(s);
+	arca_store_batch_abort(s);
 }
 
 /* Fails the batch: everything staged is dropped, the error in err is kept. */
 static arca_status batch_fail(arca_store *s, arca_status st)
 {
-	batch_abort(s);
+	arca_store_batch_abort(s);
 	return st;
 }
 
-static arca_status batch_begin(arca_store *s, arca_error *err)
+arca_status arca_store_batch_begin(arca_store *s, arca_error *err)
 {
 	int rc;
 	if (s->in_txn)
@@ -545,7 +570,7 @@ static arca_status container_for(arca_store *s, size_t len, uint32_t *id, arca_e
 	return ARCA_OK;
 }
 
-static arca_status write_record(arca_store *s, uint32_t *cid, uint64_t *off, arca_error *err)
+arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off, arca_error *err)
 {
 	arca_status st = container_for(s, s->rec.len, cid, err);
 	if (st != ARCA_OK)
@@ -574,7 +599,7 @@ static arca_status flush_links(arca_store *s, arca_error *err)
 	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_LINKS, s->last_batch + 1, s->plain.data, n,
 	                   &s->rec, err);
 	if (st == ARCA_OK)
-		st = write_record(s, &cid, &off, err);
+		st = arca_store_write_record(s, &cid, &off, err);
 	arca_buf_reset(&s->links);
 	shrink(&s->plain);
 	shrink(&s->rec);
@@ -592,11 +617,14 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 		.folder_path = d->folder_path, .folder_path_len = strlen(d->folder_path),
 	};
 	size_t bound = ZSTD_compressBound(len), n, hdr;
+	const ZSTD_CDict *cdict;
 	uint32_t cid;
 	uint64_t off;
 	arca_status st;
 	int rc;
 	memcpy(c.sha, sha, ARCA_SHA256_LEN);
+	/* The dictionary record was committed before dict_cur was set (dict.c). */
+	arca_dict_for_write(s, &c.dict_id, &cdict);
 	arca_buf_reset(&s->plain);
 	if ((st = arca_rec_content_encode(&s->plain, &c)) != ARCA_OK ||
 	    (st = arca_buf_reserve(&s->plain, bound)) != ARCA_OK)
@@ -604,7 +632,11 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 		                      (unsigned long long)id);
 	hdr = s->plain.len;
 	/* Compress, then encrypt: no plaintext of a message ever reaches a container. */
-	n = ZSTD_compressCCtx(s->cctx, s->plain.data + hdr, bound, data, len, ARCA_ZSTD_LEVEL);
+	if (cdict != NULL)
+		n = ZSTD_compress_usingCDict(s->cctx, s->plain.data + hdr, bound, data, len, cdict);
+	else
+		n = ZSTD_compressCCtx(s->cctx, s->plain.data + hdr, bound, data, len,
+		                      ARCA_ZSTD_LEVEL);
 	if (ZSTD_isError(n))
 		return arca_error_set(err, ARCA_ERR_INVALID, "compression failed: %s",
 		                      ZSTD_getErrorName(n));
@@ -612,7 +644,7 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_CONTENT, id, s->plain.data, s->plain.len,
 	                   &s->rec, err);
 	if (st == ARCA_OK)
-		st = write_record(s, &cid, &off, err);
+		st = arca_store_write_record(s, &cid, &off, err);
 	if (st != ARCA_OK)
 		return st;
 	sqlite3_bind_int64(s->st_ins_msg, 1, (int64_t)id);
@@ -683,7 +715,7 @@ arca_status arca_store_add(arca_store *s, const void *data, size_t len,
 	arca_sha256(data, len, check);
 	if (memcmp(check, sha, ARCA_SHA256_LEN) != 0)
 		return arca_error_set(err, ARCA_ERR_INVALID, "sha-256 does not match the message");
-	if ((st = batch_begin(s, err)) != ARCA_OK)
+	if ((st = arca_store_batch_begin(s, err)) != ARCA_OK)
 		return st;
 	st = arca_store_lookup(s, sha, &id);
 	if (st == ARCA_ERR_DB)
@@ -731,9 +763,8 @@ arca_status arca_store_add(arca_store *s, const void *data, size_t len,
 
 arca_status arca_store_commit(arca_store *s, uint64_t *batch, arca_error *err)
 {
-	uint64_t b = s->last_batch + 1;
+	uint64_t b = s->last_batch + 1, new_msgs;
 	arca_status st;
-	int rc;
 	if (batch != NULL)
 		*batch = s->last_batch;
 	if (s->poisoned)
@@ -741,11 +772,28 @@ arca_status arca_store_commit(arca_store *s, uint64_t *batch, arca_error *err)
 	if (!s->in_txn)
 		return ARCA_OK;
 	if (s->staged == 0) {
-		batch_abort(s); /* only duplicates were added: no new batch */
+		arca_store_batch_abort(s); /* only duplicates were added: no new batch */
 		return ARCA_OK;
 	}
 	if ((st = flush_links(s, err)) != ARCA_OK)
 		return batch_fail(s, st);
+	new_msgs = s->next_id - s->batch_next_id;
+	if ((st = arca_store_batch_commit(s, b, err)) != ARCA_OK)
+		return st;
+	if (batch != NULL)
+		*batch = b;
+	if (s->ndicts == 0)
+		s->nodict_msgs += new_msgs;
+	/* The batch is durable whatever happens here: a dictionary problem is only logged (if
+	 * its commit outcome is unknown the handle is poisoned and refuses the next write). */
+	arca_dict_maybe_train(s);
+	return ARCA_OK;
+}
+
+arca_status arca_store_batch_commit(arca_store *s, uint64_t b, arca_error *err)
+{
+	arca_status st;
+	int rc;
 	/* 1. container bytes durable */
 	for (uint32_t id = 1; id < s->nc; id++) {
 		if (!s->c[id].touched)
@@ -799,13 +847,11 @@ arca_status arca_store_commit(arca_store *s, uint64_t *batch, arca_error *err)
 	s->in_txn = false;
 	s->staged = 0;
 	s->dir_dirty = false;
-	if (batch != NULL)
-		*batch = b;
 	return ARCA_OK;
 }
 
 /* Reads the record bytes of m into s->rbuf; false + err if the container is short. */
-static arca_status read_record(arca_store *s, const arca_store_msgrow *m, arca_error *err)
+arca_status arca_store_read_record(arca_store *s, const arca_store_msgrow *m, arca_error *err)
 {
 	char name[32];
 	size_t got = 0;
@@ -813,7 +859,7 @@ static arca_status read_record(arca_store *s, const arca_store_msgrow *m, arca_e
 	arca_rec_container_name(name, sizeof(name), m->container);
 	if (m->stored_size < ARCA_REC_OVERHEAD || m->stored_size > BUF_MAX)
 		return arca_error_set(err, ARCA_ERR_CORRUPT, "metadata has a bad record size for "
-		                      "message %llu", (unsigned long long)m->id);
+		                      "record %llu", (unsigned long long)m->id);
 	fd = arca_store_container_fd(s, m->container, err);
 	if (fd < 0)
 		return ARCA_ERR_CORRUPT;
@@ -848,7 +894,8 @@ arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_
 	uint8_t sha[ARCA_SHA256_LEN];
 	size_t start = out->len;
 	unsigned long long off = m->offset;
-	arca_status st = read_record(s, m, err);
+	const ZSTD_DDict *ddict = NULL;
+	arca_status st = arca_store_read_record(s, m, err);
 	arca_rec_container_name(name, sizeof(name), m->container);
 	if (st != ARCA_OK)
 		goto done;
@@ -876,7 +923,8 @@ arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_
 		                    "%s offset %llu", name, off);
 		goto done;
 	}
-	if (!arca_rec_content_parse((const uint8_t *)s->plain.data, s->plain.len, &c, &why)) {
+	if (!arca_rec_content_parse((const uint8_t *)s->plain.data, s->plain.len, h.version, &c,
+	                            &why)) {
 		st = arca_error_set(err, ARCA_ERR_CORRUPT, "%s: %s offset %llu", why, name, off);
 		goto done;
 	}
@@ -886,7 +934,9 @@ arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_
 		                    "(id, sha-256 or size): %s offset %llu", name, off);
 		goto done;
 	}
-	if (!arca_rec_decompress(s->dctx, c.payload, c.payload_len, c.raw_size,
+	if (c.dict_id != 0 && (st = arca_dict_get(s, c.dict_id, &ddict, err)) != ARCA_OK)
+		goto done; /* err names the dictionary */
+	if (!arca_rec_decompress(s->dctx, ddict, c.payload, c.payload_len, c.raw_size,
 	                         ARCA_MAX_MESSAGE_SIZE, out, &why)) {
 		st = arca_error_set(err, ARCA_ERR_CORRUPT, "%s: %s offset %llu", why, name, off);
 		goto done;

@@ -14,16 +14,33 @@
 #include "lib/limits.h"
 #include "store/store.h"
 
-#define ARCA_STORE_FORMAT 1 /* settings.format of the metadata database */
+/* settings.format of the metadata database. 2 added the dicts table; a format-1 database is
+ * still opened (read-only as is, a writer upgrades it in place). */
+#define ARCA_STORE_FORMAT 2
+#define ARCA_STORE_FORMAT_V1 1
 
 #define ARCA_REC_MAGIC "ARC1"
-#define ARCA_REC_VERSION 1
+/* Record version 2 added the dictionary id to the content inner plaintext and the dictionary
+ * record type; version 1 records are still read. Writers always write version 2. */
+#define ARCA_REC_VERSION 2
+#define ARCA_REC_VERSION_1 1
 #define ARCA_REC_CONTENT 1
 #define ARCA_REC_LINKS 2
+#define ARCA_REC_DICT 3
 #define ARCA_REC_HDR_LEN 36 /* magic4 ver1 type1 rsv2 key_id4 body_len4 seq8 nonce12 */
 #define ARCA_REC_OVERHEAD (ARCA_REC_HDR_LEN + ARCA_GCM_TAG_LEN)
-/* Fixed part of the content inner plaintext: sha32 raw8 time8 msg8 batch8 arch4 fold4. */
-#define ARCA_REC_CONTENT_FIXED (32 + 8 + 8 + 8 + 8 + 4 + 4)
+/* Fixed part of the content inner plaintext: sha32 raw8 time8 msg8 batch8 arch4 fold4, and
+ * in version 2 dict4. */
+#define ARCA_REC_CONTENT_FIXED_V1 (32 + 8 + 8 + 8 + 8 + 4 + 4)
+#define ARCA_REC_CONTENT_FIXED (ARCA_REC_CONTENT_FIXED_V1 + 4)
+/* Dictionary record inner plaintext: dict_id4, then the zstd dictionary. */
+#define ARCA_REC_DICT_FIXED 4
+#define ARCA_DICT_MAX (1024u * 1024u)  /* largest dictionary a reader accepts */
+#define ARCA_DICT_SIZE (112u * 1024u)  /* size of a trained dictionary */
+#define ARCA_DICT_MIN_MSGS 1000        /* train once this many messages lack a dictionary */
+#define ARCA_DICT_SAMPLE_MAX (64u * 1024u)         /* bytes taken from one message */
+#define ARCA_DICT_SAMPLES_MAX (8u * 1024u * 1024u) /* bytes of samples in all */
+#define ARCA_DICT_SAMPLE_MSG_MAX (1024u * 1024u)   /* larger messages are not sampled */
 /* A links record is flushed when its raw entry list reaches this size, and no links record
  * may decompress to more than ARCA_REC_LINKS_MAX (bound for readers). */
 #define ARCA_REC_LINKS_FLUSH (4u * 1024u * 1024u)
@@ -33,6 +50,7 @@
 #define ARCA_STORE_CPATH (ARCA_PATH_MAX + 48) /* content_dir + "/" + container name */
 
 typedef struct {
+	uint8_t version;
 	uint8_t type;
 	uint32_t key_id;
 	uint32_t body_len;
@@ -49,6 +67,7 @@ typedef struct {
 	uint64_t batch;
 	uint32_t archive_id;
 	uint32_t folder_id;
+	uint32_t dict_id; /* 0: compressed without a dictionary (always 0 in version 1) */
 	const char *archive_name;
 	size_t archive_name_len;
 	const char *folder_path;
@@ -70,7 +89,7 @@ typedef struct {
 /* ---- record.c: pure encoding/decoding, no I/O ---- */
 
 /* Largest body_len a reader accepts for a record type (0 for an unknown type). */
-uint64_t arca_rec_body_max(uint8_t type);
+uint64_t arca_rec_body_max(uint8_t version, uint8_t type);
 void arca_rec_hdr_encode(uint8_t out[ARCA_REC_HDR_LEN], const arca_rec_hdr *h);
 /* Checks magic, version, type, reserved bytes and the body_len bound; *why on failure. */
 bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, const char **why);
@@ -82,17 +101,24 @@ arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint
  * (reset first). ARCA_ERR_CRYPTO if authentication fails. */
 arca_status arca_rec_open(const uint8_t key[ARCA_KEY_LEN], const arca_rec_hdr *h,
                           const uint8_t *rec, arca_buf *plain, arca_error *err);
-/* Appends the content inner fields (without payload) to plain. */
+/* Appends the content inner fields (without payload, version 2 layout) to plain. */
 arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c);
-bool arca_rec_content_parse(const uint8_t *p, size_t len, arca_rec_content *c, const char **why);
+/* Parses the content inner plaintext of a record of the given header version. */
+bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_rec_content *c,
+                            const char **why);
+/* Parses a dictionary inner plaintext of the record with header seq: checks the id and that
+ * the bytes are a zstd dictionary; *dict points into p. */
+bool arca_rec_dict_parse(const uint8_t *p, size_t len, uint64_t seq, const uint8_t **dict,
+                         size_t *dict_len, const char **why);
 arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l);
 /* Parses the entry at *pos; false at the end (*why NULL) or on malformed data (*why set). */
 bool arca_rec_link_next(const uint8_t *p, size_t len, size_t *pos, arca_rec_link *l,
                         const char **why);
 /* Decompresses one zstd frame of exactly expect bytes (or, if expect is UINT64_MAX, at most
- * max bytes), appending to out. *why on failure. */
-bool arca_rec_decompress(ZSTD_DCtx *dctx, const void *src, size_t srclen, uint64_t expect,
-                         uint64_t max, arca_buf *out, const char **why);
+ * max bytes), appending to out; with ddict if not NULL. *why on failure. */
+bool arca_rec_decompress(ZSTD_DCtx *dctx, const ZSTD_DDict *ddict, const void *src,
+                         size_t srclen, uint64_t expect, uint64_t max, arca_buf *out,
+                         const char **why);
 void arca_rec_container_name(char *out, size_t outsz, uint32_t id);
 /* Parses "c000123.dat" (canonical spelling only); 0 if not a container name. */
 uint32_t arca_rec_container_id(const char *name);
@@ -104,9 +130,12 @@ arca_status arca_meta_init(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_
                            arca_error *err);
 /* Opens path (flags as sqlite3_open_v2) and sets per-connection pragmas. */
 arca_status arca_meta_open(const char *path, int flags, sqlite3 **db, arca_error *err);
-/* Checks format, key id and the key check value. */
+/* Checks format, key id and the key check value; *format (may be NULL) gets the format. */
 arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
-                                uint64_t *last_batch, uint64_t *next_id, arca_error *err);
+                                uint64_t *last_batch, uint64_t *next_id, int *format,
+                                arca_error *err);
+/* Upgrades a format-1 database to the current format (one transaction). */
+arca_status arca_meta_upgrade(sqlite3 *db, arca_error *err);
 /* Maps a SQLite result code to a status and error text. */
 arca_status arca_meta_err(sqlite3 *db, int rc, arca_error *err, const char *what);
 arca_status arca_meta_exec(sqlite3 *db, const char *sql, arca_error *err);
@@ -123,12 +152,24 @@ typedef struct {
 	uint64_t end;       /* writer: end of data incl. staged records */
 } arca_container;
 
+/* A dictionary known to the handle (a dicts row); loaded lazily from its record. */
+typedef struct {
+	uint32_t id;
+	uint32_t container;
+	uint64_t offset;
+	uint64_t stored_size;
+	bool loaded;         /* load attempted: ddict set, or bad with why */
+	char why[200];       /* reason the dictionary is unusable */
+	ZSTD_DDict *ddict;
+} arca_dict;
+
 struct arca_store {
 	char meta_path[ARCA_PATH_MAX];
 	char content_dir[ARCA_PATH_MAX];
 	uint8_t key[ARCA_KEY_LEN];
 	uint32_t key_id;
 	bool readonly;
+	int format;    /* settings.format at open (after a writer's upgrade) */
 	bool poisoned; /* a commit's outcome is unknown: refuse writes until reopened */
 	int lock_fd;   /* flock on content_dir: one writer */
 	sqlite3 *db;
@@ -149,6 +190,15 @@ struct arca_store {
 	arca_buf plain, rec, rbuf;
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
+	/* dictionaries */
+	arca_dict *dicts;      /* sorted by id */
+	size_t ndicts, capdicts;
+	uint32_t dict_cur;     /* writer: dictionary for new content records (0: none) */
+	ZSTD_CDict *cdict;     /* for dict_cur, created lazily */
+	bool cdict_failed;     /* dict_cur is unusable: compress without */
+	uint64_t nodict_msgs;  /* writer: committed messages while the store has no dictionary */
+	uint64_t dict_min;     /* train when nodict_msgs reaches this (0: never) */
+	uint64_t dict_next_try; /* after a failed training: retry at this count */
 	uint64_t container_max;
 	unsigned fault_n;
 	int fault_errno;
@@ -169,8 +219,37 @@ arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_
                                 arca_error *err);
 /* Container file descriptor for reading (opened lazily); -1 with err if missing. */
 int arca_store_container_fd(arca_store *s, uint32_t id, arca_error *err);
+/* Reads the stored_size record bytes at (container, offset) into s->rbuf. */
+arca_status arca_store_read_record(arca_store *s, const arca_store_msgrow *m, arca_error *err);
+/* Batch machinery (store.c), used by dict.c to write a dictionary in its own commit. */
+arca_status arca_store_batch_begin(arca_store *s, arca_error *err);
+/* Writes s->rec at the end of the current container; its location goes to cid, off. */
+arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off, arca_error *err);
+/* fdatasync containers, update containers/settings (last_batch = b), COMMIT. On failure the
+ * batch is dropped (or the handle poisoned if the outcome is unknown). */
+arca_status arca_store_batch_commit(arca_store *s, uint64_t b, arca_error *err);
+void arca_store_batch_abort(arca_store *s);
+
+/* ---- dict.c: dictionaries ---- */
+
+/* Reads the dicts rows into s->dicts (nothing loaded yet); no table (format 1) is fine. */
+arca_status arca_dict_list(arca_store *s, arca_error *err);
+/* The decompression dictionary id: loads and checks its record on first use. On failure err
+ * says "dictionary N damaged: ..." or "dictionary N unknown". */
+arca_status arca_dict_get(arca_store *s, uint32_t id, const ZSTD_DDict **ddict, arca_error *err);
+/* Forgets loaded dictionaries (verify re-reads them). */
+void arca_dict_reset(arca_store *s);
+void arca_dict_free(arca_store *s);
+/* Compression dictionary for new content records: *id 0 and *cdict NULL if none. */
+void arca_dict_for_write(arca_store *s, uint32_t *id, const ZSTD_CDict **cdict);
+/* After a commit: trains and durably writes a dictionary if due. Failures are logged and the
+ * store goes on without (an unknown commit outcome poisons the handle, as for a batch). */
+void arca_dict_maybe_train(arca_store *s);
 
 /* Test hook: container roll size (default ARCA_CONTAINER_MAX_SIZE). */
 void arca_store_set_container_max(arca_store *s, uint64_t max);
+/* Test hook: messages without a dictionary before one is trained (default
+ * ARCA_DICT_MIN_MSGS; 0 never trains). */
+void arca_store_set_dict_min(arca_store *s, uint64_t n);
 
 #endif

@@ -171,6 +171,9 @@ class Arca:
             for name in files:
                 p = os.path.join(dirpath, name)
                 key = name[:-4] if name.endswith(".eml") else os.path.relpath(p, out)
+                # ids are STORE:N; the export writes STORE-N.eml (no ':' in file names)
+                if re.match(r"^\d+-\d+$", key):
+                    key = key.replace("-", ":")
                 assert key not in result, "two exported files named %s" % name
                 result[key] = sha256_file(p)
         return result
@@ -382,3 +385,28 @@ def read_commit_log(path):
     return committed
 
 
+
+
+def searchable_ids(inst, *args):
+    """Ids of every message the index finds ("-word" matches every message without it)."""
+    p = inst.run("search", "--json", "--per-page", "10000", *args, "--", "-qqqnosuchwordqqq")
+    hits = json.loads(p.stdout)["hits"]
+    assert len(hits) < 10000, "more than one page"
+    return {h["id"] for h in hits}
+
+
+def parse_container(path):
+    """Records of a container file (docs/storage-format.md section 1.1):
+    [(offset, type, length, seq)]; type 1 = content (seq = message id), 2 = links."""
+    import struct
+    data = Path(path).read_bytes()
+    out = []
+    off = 0
+    while off < len(data):
+        assert data[off:off + 4] == b"ARC1", "no record magic at %s+%d" % (path, off)
+        _ver, rtype, _res, _key_id, body_len, seq = struct.unpack_from("<BBHIIQ", data, off + 4)
+        length = 52 + body_len
+        out.append((off, rtype, length, seq))
+        off += length
+    assert off == len(data), "container %s ends inside a record" % path
+    return out

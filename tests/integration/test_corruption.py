@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from conftest import (CORPUS_COUNT, ID_RE, describe, distinctive_subjects, new_arca, search,
-                      sha256)
+from conftest import (CORPUS_COUNT, ID_RE, describe, distinctive_subjects, new_arca,
+                      parse_container, search, sha256)
 
 FOLDERS = (("alice", "Corpus"), ("alice", "Copy"), ("bob", "Inbox"))
 
@@ -31,6 +31,13 @@ def pristine(tmp_path_factory, corpus):
     return a
 
 
+def containers(inst):
+    """Container files of store 1 (the content directory also holds the wrapped store key)."""
+    files = [f for f in inst.content_files(1) if not f.name.endswith(".key")]
+    assert files, "no container files in store 1"
+    return files
+
+
 def id_key(msg_id):
     store, n = msg_id.split(":")
     return int(store), int(n)
@@ -49,11 +56,12 @@ def check_gets(inst, id_sha, ids, damaged):
 
 def test_flipped_byte_damages_exactly_one_message(pristine, tmp_path):
     inst = pristine.copy(tmp_path / "flip")
-    files = inst.content_files(1)
-    target = max(files, key=lambda f: f.stat().st_size)
-    size = target.stat().st_size
-    assert size > 100_000, "largest container %s is only %d bytes" % (target, size)
-    offset = size // 2 + 17
+    target = max(containers(inst), key=lambda f: f.stat().st_size)
+    records = [r for r in parse_container(target) if r[1] == 1]
+    # a content record in the middle of the container; a byte in the middle of its ciphertext
+    off, _type, length, seq = records[len(records) // 2]
+    offset = off + 36 + (length - 52) // 2
+    expected = "1:%d" % seq
     with open(target, "r+b") as f:
         f.seek(offset)
         b = f.read(1)
@@ -63,35 +71,62 @@ def test_flipped_byte_damages_exactly_one_message(pristine, tmp_path):
     assert rc == 3, "verify did not detect a flipped byte at %s+%d: %r" % (target, offset, data)
     assert data["checked"] == CORPUS_COUNT, data["checked"]
     damaged = [d.get("id") for d in data["damaged"]]
-    assert len(damaged) == 1, "expected exactly one damaged message, got %r" % data["damaged"][:10]
-    assert ID_RE.match(str(damaged[0])), "damaged entry does not name a message id: %r" % data["damaged"]
-    assert damaged[0] in pristine.id_sha, damaged
+    assert damaged == [expected], "flipped a byte of %s's record; verify reports %r" % (
+        expected, data["damaged"][:10])
     assert data["damaged"][0].get("reason"), "damaged entry without a reason: %r" % data["damaged"]
     others = sorted(set(pristine.id_sha) - set(damaged))
     sample = random.Random(5).sample(others, 200)
     check_gets(inst, pristine.id_sha, sample + damaged, set(damaged))
 
 
+def truncate_last_container(inst, cut):
+    last = containers(inst)[-1]
+    records = parse_container(last)
+    size = last.stat().st_size
+    new_size = size - cut
+    os.truncate(last, new_size)
+    cut_content = {"1:%d" % seq for off, t, length, seq in records if t == 1 and off + length > new_size}
+    cut_links = [seq for off, t, length, seq in records if t == 2 and off + length > new_size]
+    return last, cut_content, cut_links
+
+
 def test_truncated_container_names_cut_messages(pristine, tmp_path):
     inst = pristine.copy(tmp_path / "trunc")
-    files = inst.content_files(1)
-    last = files[-1]
-    size = last.stat().st_size
-    cut = min(40_000, size // 3)
-    os.truncate(last, size - cut)
+    last, cut_content, _links = truncate_last_container(inst, 40_000)
+    assert cut_content, "test setup: the cut should reach content records"
     rc, data = inst.verify()
-    assert rc == 3, "verify did not detect truncation of %s by %d bytes: %r" % (last, cut, data)
-    damaged = [d.get("id") for d in data["damaged"]]
-    assert all(ID_RE.match(str(d)) for d in damaged), "damage not tied to messages: %r" % data["damaged"][:10]
-    assert len(set(damaged)) == len(damaged), "a message listed twice: %r" % damaged
-    assert 1 <= len(damaged) < 200, "%d damaged after cutting %d bytes" % (len(damaged), cut)
+    assert rc == 3, "verify did not detect truncation of %s: %r" % (last, data)
+    named = [d.get("id") for d in data["damaged"] if ID_RE.match(str(d.get("id")))]
+    assert len(set(named)) == len(named), "a message listed twice: %r" % named
+    assert set(named) == cut_content, "records cut: %s; verify names %s" % (
+        sorted(cut_content, key=id_key), sorted(named, key=id_key))
     assert data["checked"] == CORPUS_COUNT, data["checked"]
-    # the cut records are the newest ones of that container: check the newest 300 ids, the
-    # damaged ones and a random sample
     ids = sorted(pristine.id_sha, key=id_key)
     newest = ids[-300:]
     sample = random.Random(6).sample(ids[:-300], 100)
-    check_gets(inst, pristine.id_sha, sorted(set(newest + sample + damaged)), set(damaged))
+    check_gets(inst, pristine.id_sha, sorted(set(newest + sample) | cut_content), cut_content)
+
+
+def test_truncation_reports_lost_links_records(pristine, tmp_path):
+    """The last container ends with the links records (folder memberships of the 2nd and 3rd
+    import, needed by recreate). Losing them entirely must be reported too."""
+    inst = pristine.copy(tmp_path / "trunc-links")
+    last, _content, cut_links = truncate_last_container(inst, 40_000)
+    assert cut_links, "test setup: the cut should include links records"
+    rc, data = inst.verify()
+    other = [d for d in data["damaged"] if not ID_RE.match(str(d.get("id")))]
+    assert other, ("%d links records (batches %s) were cut off %s, but verify reports only "
+                   "message damage: %r" % (len(cut_links), cut_links, last.name,
+                                           data["damaged"][:3]))
+
+
+def test_partly_cut_links_record_is_reported(pristine, tmp_path):
+    inst = pristine.copy(tmp_path / "trunc-links2")
+    last, cut_content, cut_links = truncate_last_container(inst, 100)
+    assert cut_links and not cut_content, "test setup: only the last links record is cut"
+    rc, data = inst.verify()
+    assert rc == 3, "verify missed a cut links record: %r" % (data,)
+    assert not [d for d in data["damaged"] if ID_RE.match(str(d.get("id")))], data
 
 
 def test_recreate_metadata_from_containers(pristine, corpus, tmp_path):

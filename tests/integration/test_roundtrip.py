@@ -3,7 +3,7 @@ import collections
 import random
 import re
 
-from conftest import CORPUS_COUNT, ID_RE, sha256
+from conftest import CORPUS_COUNT, ID_RE, searchable_ids, sha256
 
 
 def test_import_summary(corpus_instance):
@@ -97,3 +97,7 @@ def test_export_mbox_reimport_dedups(corpus, corpus_instance, tmp_path):
     # no new content: exported bob folder has exactly the corpus shas
     exported = inst.export_eml(tmp_path / "bob", "--archive", "bob", "--folder", "FromMbox")
     assert collections.Counter(exported.values()) == corpus.shas, "bob's folder differs from corpus"
+
+
+def test_every_message_is_searchable(corpus_instance, corpus_export):
+    assert searchable_ids(corpus_instance) == set(corpus_export)

@@ -941,6 +941,353 @@ static void test_recreate_damaged(void **state)
 	assert_true(d.zero >= 1);
 }
 
+/* ---- dictionaries ---- */
+
+static int64_t meta_int(fixture *fx, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open_v2(fx->meta, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The dictionary id named by message id's content record (read straight from the file). */
+static uint32_t rec_dict_id(fixture *fx, uint64_t id)
+{
+	uint64_t off, len;
+	uint32_t cont;
+	char path[256];
+	const char *why;
+	arca_rec_hdr h;
+	arca_rec_content c;
+	arca_buf rec, plain;
+	int fd;
+	locate(fx, id, &cont, &off, &len);
+	cpath(fx, cont, path, sizeof(path));
+	arca_buf_init(&rec, 1 << 24);
+	arca_buf_init(&plain, 1 << 24);
+	assert_int_equal(arca_buf_reserve(&rec, len), ARCA_OK);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, rec.data, len, (off_t)off), (ssize_t)len);
+	close(fd);
+	assert_true(arca_rec_hdr_decode((const uint8_t *)rec.data, &h, &why));
+	assert_int_equal(h.version, ARCA_REC_VERSION);
+	assert_int_equal(arca_rec_open(fx->key, &h, (const uint8_t *)rec.data, &plain, NULL),
+	                 ARCA_OK);
+	assert_true(arca_rec_content_parse((const uint8_t *)plain.data, plain.len, h.version, &c,
+	                                   &why));
+	arca_buf_free(&rec);
+	arca_buf_free(&plain);
+	return c.dict_id;
+}
+
+/* 40 messages without a dictionary (trained at the commit that reaches 40), then 40 with. */
+static void build_dict(fixture *fx)
+{
+	arca_store_set_dict_min(fx->s, 40);
+	for (unsigned i = 0; i < 25; i++)
+		add_ok(fx, i, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 0);
+	for (unsigned i = 25; i < 40; i++)
+		add_ok(fx, i, 1, 1);
+	assert_int_equal(commit_ok(fx), 2);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 1);
+	for (unsigned i = 40; i < 80; i++)
+		add_ok(fx, i, 1, 1);
+	add_ok(fx, 3, 1, 2); /* a links entry in a dictionary batch */
+	assert_int_equal(commit_ok(fx), 3);
+}
+
+static void test_dict_train(void **state)
+{
+	fixture *fx = *state;
+	arca_store_added a;
+	arca_store_stats s1, s2;
+	arca_error e;
+	uint64_t dict_size;
+	build_dict(fx);
+	/* no batch number was used for the dictionary */
+	assert_int_equal(arca_store_last_batch(fx->s), 3);
+	dict_size = (uint64_t)meta_int(fx, "SELECT stored_size FROM dicts WHERE id = 1");
+	assert_true(dict_size > 1000 && dict_size <= ARCA_REC_OVERHEAD + 4 + ARCA_DICT_SIZE);
+	assert_int_equal(rec_dict_id(fx, 1), 0);
+	assert_int_equal(rec_dict_id(fx, 40), 0);
+	assert_int_equal(rec_dict_id(fx, 41), 1);
+	assert_int_equal(rec_dict_id(fx, 80), 1);
+	for (unsigned i = 0; i < 80; i++)
+		check_get(fx, i + 1, i);
+	/* the dictionary pays: same-shaped messages store smaller with it */
+	{
+		arca_store_msginfo m1, m2;
+		uint64_t before = 0, after = 0;
+		for (unsigned i = 0; i < 30; i++) {
+			assert_int_equal(arca_store_msginfo_get(fx->s, 1 + i, &m1, &e), ARCA_OK);
+			assert_int_equal(arca_store_msginfo_get(fx->s, 51 + i, &m2, &e), ARCA_OK);
+			before += m1.stored_size * 1000 / m1.size;
+			after += m2.stored_size * 1000 / m2.size;
+		}
+		assert_true(after < before);
+	}
+	/* dedup across the dictionary boundary: no new content */
+	assert_int_equal(arca_store_stats_get(fx->s, &s1, &e), ARCA_OK);
+	for (unsigned i = 0; i < 80; i += 7) {
+		assert_int_equal(add_msg(fx, i, 2, 5, &a, &e), ARCA_OK);
+		assert_false(a.new_content);
+		assert_int_equal(a.msg_id, i + 1);
+	}
+	commit_ok(fx);
+	assert_int_equal(arca_store_stats_get(fx->s, &s2, &e), ARCA_OK);
+	assert_int_equal(s2.messages, 80);
+	assert_true(s2.stored_bytes - s1.stored_bytes < 200);
+	verify_clean(fx);
+	/* reopen: the persisted dictionary is used, no second one is trained */
+	reopen(fx);
+	arca_store_set_dict_min(fx->s, 40);
+	for (unsigned i = 100; i < 150; i++)
+		add_ok(fx, i, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 1);
+	assert_int_equal(rec_dict_id(fx, 81), 1);
+	for (unsigned i = 0; i < 80; i++)
+		check_get(fx, i + 1, i);
+	for (unsigned i = 100; i < 150; i++)
+		check_get(fx, 81 + i - 100, i);
+	verify_clean(fx);
+}
+
+/* A reader opened before the dictionary existed still reads the records that use it. */
+static void test_dict_reader_before(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	arca_buf out;
+	arca_error e;
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	build_dict(fx);
+	arca_buf_init(&out, 1 << 20);
+	assert_int_equal(arca_store_get(ro, 60, &out, &e), ARCA_OK);
+	assert_int_equal(out.len, make_msg(59, (char[8192]){0}, 8192));
+	arca_buf_free(&out);
+	arca_store_close(&ro);
+}
+
+/* Training needs material; with too little the store goes on without a dictionary. */
+static void test_dict_train_fails(void **state)
+{
+	fixture *fx = *state;
+	char tiny[4] = "abc";
+	uint8_t sha[ARCA_SHA256_LEN];
+	arca_store_dest d = {.archive_id = 1, .folder_id = 1, .archive_name = "archive-1",
+	                     .folder_path = "INBOX/f1"};
+	arca_store_added a;
+	arca_error e;
+	arca_store_set_dict_min(fx->s, 1);
+	arca_sha256(tiny, 3, sha);
+	assert_int_equal(arca_store_add(fx->s, tiny, 3, sha, &d, &a, &e), ARCA_OK);
+	commit_ok(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 0);
+	add_ok(fx, 1, 1, 1);
+	commit_ok(fx);
+	check_get(fx, 2, 1);
+	verify_clean(fx);
+}
+
+static void test_dict_recreate(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	member_list before = {0}, after = {0};
+	uint64_t n;
+	arca_error e;
+	build_dict(fx);
+	assert_int_equal(arca_store_each_member(fx->s, 0, 0, collect, &before, &e), ARCA_OK);
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(n, 80);
+	assert_int_equal(d.n + d.zero, 0);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 1);
+	reopen(fx);
+	assert_int_equal(arca_store_last_batch(fx->s), 3);
+	assert_int_equal(arca_store_each_member(fx->s, 0, 0, collect, &after, &e), ARCA_OK);
+	assert_int_equal(after.n, before.n);
+	assert_memory_equal(before.m, after.m, before.n * sizeof(member));
+	for (unsigned i = 0; i < 80; i++)
+		check_get(fx, i + 1, i);
+	verify_clean(fx);
+	/* the recreated store goes on with its dictionary */
+	add_ok(fx, 200, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(rec_dict_id(fx, 81), 1);
+	check_get(fx, 81, 200);
+	verify_clean(fx);
+}
+
+static void test_dict_damaged(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	uint64_t checked, damaged, n, off;
+	char path[256];
+	arca_buf out;
+	arca_error e;
+	build_dict(fx);
+	off = (uint64_t)meta_int(fx, "SELECT offset FROM dicts WHERE id = 1");
+	cpath(fx, (uint32_t)meta_int(fx, "SELECT container FROM dicts WHERE id = 1"), path,
+	      sizeof(path));
+	flip_byte(path, off + 500);
+	reopen(fx);
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 80);
+	/* the dictionary itself (msg 0) and exactly the 40 messages that use it */
+	assert_int_equal(d.zero, 1);
+	assert_int_equal(d.n, 40);
+	for (unsigned i = 0; i < 40; i++)
+		assert_int_equal(d.ids[i], 41 + i);
+	assert_int_equal(damaged, 41);
+	assert_non_null(strstr(d.last, "dictionary 1 damaged"));
+	assert_non_null(strstr(d.last, "authentication failed"));
+	arca_buf_init(&out, 1 << 20);
+	assert_int_equal(arca_store_get(fx->s, 45, &out, &e), ARCA_ERR_CORRUPT);
+	assert_non_null(strstr(e.msg, "dictionary 1 damaged"));
+	assert_int_equal(out.len, 0);
+	arca_buf_free(&out);
+	check_get(fx, 40, 39);
+	/* the writer does not use a dictionary it cannot read back */
+	add_ok(fx, 300, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(rec_dict_id(fx, 81), 0);
+	check_get(fx, 81, 300);
+	/* recreate: the dictionary's dependants are lost and named, the rest recovered */
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(n, 41);
+	assert_int_equal(d.n, 40);
+	assert_non_null(strstr(d.last, "dictionary 1 unknown or damaged"));
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 0);
+	reopen(fx);
+	check_get(fx, 40, 39);
+	check_get(fx, 81, 300);
+}
+
+/* A format-1 database (no dicts table) opens read-only as is and is upgraded by a writer. */
+static void test_dict_format1(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	sqlite3 *db;
+	arca_buf out;
+	arca_error e;
+	for (unsigned i = 0; i < 5; i++)
+		add_ok(fx, i, 1, 1);
+	commit_ok(fx);
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE dicts; UPDATE settings SET format = 1", NULL,
+	                              NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	arca_buf_init(&out, 1 << 20);
+	assert_int_equal(arca_store_get(ro, 3, &out, &e), ARCA_OK);
+	{
+		uint64_t checked, damaged;
+		assert_int_equal(arca_store_verify(ro, NULL, NULL, &checked, &damaged, &e), ARCA_OK);
+		assert_int_equal(damaged, 0);
+	}
+	arca_store_close(&ro);
+	arca_buf_free(&out);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), 1);
+	reopen(fx);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), ARCA_STORE_FORMAT);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 0);
+	/* an unknown format is still refused */
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 3", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, 0, &fx->s, &e), ARCA_ERR_STATE);
+}
+
+static arca_status resolve_any(void *ctx, const char *archive_name, const char *folder_path,
+                               uint32_t *archive_id, uint32_t *folder_id)
+{
+	(void)ctx;
+	*archive_id = 1 + (uint32_t)strlen(archive_name) % 7;
+	*folder_id = 1 + (uint32_t)strlen(folder_path) % 13;
+	return ARCA_OK;
+}
+
+/* Recreates the store from a fuzz seed container (key 0x00..0x1f, key id 1), then verifies
+ * and reads everything. */
+static void seed_roundtrip(fixture *fx, const char *seed, uint64_t messages, int64_t dicts)
+{
+	uint8_t key[ARCA_KEY_LEN];
+	char src[512], dst[256], blk[4096];
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	uint64_t n, checked, damaged;
+	arca_buf out;
+	arca_error e;
+	FILE *in, *o;
+	size_t k;
+	for (unsigned i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)i;
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	snprintf(src, sizeof(src), "%s/%s", SEED_DIR, seed);
+	cpath(fx, 1, dst, sizeof(dst));
+	in = fopen(src, "rb");
+	o = fopen(dst, "wb");
+	assert_non_null(in);
+	assert_non_null(o);
+	while ((k = fread(blk, 1, sizeof(blk), in)) > 0)
+		assert_int_equal(fwrite(blk, 1, k, o), k);
+	fclose(in);
+	fclose(o);
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, key, 1, resolve_any, &r, damage_cb, &d,
+	                                          &n, &e), ARCA_OK);
+	assert_int_equal(n, messages);
+	assert_int_equal(d.n + d.zero, 0);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), dicts);
+	assert_int_equal(arca_store_open(&fx->paths, key, 1, 0, &fx->s, &e), ARCA_OK);
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, messages);
+	assert_int_equal(damaged, 0);
+	arca_buf_init(&out, 1 << 20);
+	for (uint64_t id = 1; id <= messages; id++) {
+		arca_buf_reset(&out);
+		assert_int_equal(arca_store_get(fx->s, id, &out, &e), ARCA_OK);
+		assert_true(out.len > 0);
+	}
+	arca_buf_free(&out);
+}
+
+/* Containers written by format 1 (record version 1) are still read; the v2 seed has a
+ * dictionary record and records that use it. */
+static void test_dict_seeds(void **state)
+{
+	fixture *fx = *state;
+	seed_roundtrip(fx, "seed-8msg-links1.dat", 8, 0);
+	seed_roundtrip(fx, "seed-v2-17msg-dict1-links1.dat", 17, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -963,6 +1310,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_container_roll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_train, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_reader_before, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_train_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_recreate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_format1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_seeds, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
