@@ -820,7 +820,8 @@ static void walk(ctx *c, GMimeObject *obj, unsigned depth, bool in_attach, int m
 			if (pro != NULL && pro[0] != '\0') {
 				arca_buf *dst = in_attach ? &c->attach : &c->body;
 				size_t limit = text_begin(c, dst), before = dst->len;
-				bool cut = append_fixed(c, dst, (const unsigned char *)pro, strlen(pro), limit, false, FIX_TEXT,
+				const unsigned char *u = (const unsigned char *)pro;
+				bool cut = append_fixed(c, dst, u, strlen(pro), limit, false, FIX_TEXT,
 				                        "(undeclared)");
 				text_end(c, dst, before, cut);
 			}
