@@ -32,8 +32,13 @@ struct arca_source {
 	const uint8_t *map;
 	size_t map_len;
 	size_t pos;
+	size_t released; /* mapped bytes before this offset were handed back to the kernel */
 	char origin[ARCA_PATH_MAX + 32];
 };
+
+/* Pages of the mapping already read are dropped every MBOX_RELEASE_STEP bytes, so that a
+ * multi-gigabyte mbox does not grow the importer's resident set. */
+#define MBOX_RELEASE_STEP (16u * 1024u * 1024u)
 
 arca_status arca_source_format_parse(const char *name, arca_source_format *out)
 {
@@ -310,6 +315,7 @@ arca_status arca_source_open(const char *path, arca_source_format fmt, arca_sour
 				break;
 			}
 			s->map = m;
+			madvise(m, s->map_len, MADV_SEQUENTIAL);
 			if (s->map_len < 5 || memcmp(s->map, "From ", 5) != 0)
 				st = arca_error_set(err, ARCA_ERR_INVALID,
 				                    "%s is not an mbox file (it does not start with \"From \")", path);
@@ -500,6 +506,13 @@ arca_status arca_source_next(arca_source *s, arca_source_msg *msg, arca_error *e
 		arca_status st;
 		if (s->map == NULL || s->pos >= s->map_len)
 			return ARCA_ERR_NOTFOUND;
+		if (s->pos - s->released >= MBOX_RELEASE_STEP) {
+			size_t upto = s->pos & ~(size_t)(sysconf(_SC_PAGESIZE) - 1);
+			if (upto > s->released) {
+				madvise((void *)(s->map + s->released), upto - s->released, MADV_DONTNEED);
+				s->released = upto;
+			}
+		}
 		mbox_bounds(s->map, s->map_len, s->pos, &b, &e, &next);
 		snprintf(s->origin, sizeof(s->origin), "%s:%zu", s->mbox_path, s->pos);
 		msg->origin = s->origin;
