@@ -317,7 +317,8 @@ arca_status inst_store_open(arca_instance *in, inst_store *s, bool writable, arc
 	if (st != ARCA_OK)
 		return st;
 	s->store_writable = writable;
-	if (arca_store_stats_get(s->store, &stats, NULL) == ARCA_OK)
+	/* the message count is for rollover only: counting costs a scan, so only writers pay */
+	if (writable && arca_store_stats_get(s->store, &stats, NULL) == ARCA_OK)
 		s->content_count = stats.messages;
 	return ARCA_OK;
 }

@@ -21,7 +21,7 @@
 #include "index/text.h"
 #include "lib/buf.h"
 
-#define INDEX_SCHEMA_VERSION 1
+#define INDEX_SCHEMA_VERSION 2 /* 2: day-resolution sort keys */
 /* Bytes of body text kept (compressed) per message for snippets. */
 #define EXCERPT_MAX 2048
 /* Bytes of from/subject kept in docs for hit lists. */
@@ -84,7 +84,7 @@ static const char schema_sql[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5("
 	" subject, from_, to_, cc, bcc, body, attachment, filename, msgid, flags,"
 	" content='', tokenize='unicode61 remove_diacritics 2', detail=full);"
-	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 1), ('last_batch', 0);";
+	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 2), ('last_batch', 0);";
 
 /* bm25 column weights, in fts column order: a word in the subject says much more about a
  * message than one in a long body; flags never contribute. */
