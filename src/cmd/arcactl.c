@@ -445,6 +445,8 @@ static int cmd_import(int argc, char **argv)
 			fprintf(stderr, "arcactl: warning: %s: %s (archived byte-exact)\n", m.origin, warning);
 		}
 		count++;
+		if (last == 0)
+			last = now_s(); /* first progress line after real work, not before */
 		if (!quiet && now_s() - last >= (isatty(2) ? 0.5 : 5.0)) {
 			last = now_s();
 			progress(src, arca_ingest_get_stats(ing)->committed, t0, false);

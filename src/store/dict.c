@@ -258,7 +258,7 @@ static arca_status gather_samples(arca_store *s, arca_buf *samples, size_t **siz
 			continue;
 		memcpy(m.sha, sqlite3_column_blob(q, 1), ARCA_SHA256_LEN);
 		arca_buf_reset(&msg);
-		if (arca_store_read_msg(s, &m, &msg, &e) != ARCA_OK)
+		if (arca_store_read_msg(s, &m, &msg, NULL, &e) != ARCA_OK)
 			continue; /* damaged: verify reports it, it is just no sample */
 		take = msg.len < ARCA_DICT_SAMPLE_MAX ? msg.len : ARCA_DICT_SAMPLE_MAX;
 		if (take > ARCA_DICT_SAMPLES_MAX - samples->len)

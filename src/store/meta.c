@@ -1,4 +1,5 @@
 /* The metadata database: schema, connection settings and the key check. */
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store_int.h"
@@ -9,6 +10,13 @@
 #define DICTS_SQL \
 	"CREATE TABLE dicts(id INTEGER PRIMARY KEY, container INTEGER NOT NULL," \
 	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL);"
+/* Format 3: where each links record lies and how many entries it holds, so verify can tell
+ * when memberships are no longer recoverable from the containers. One row per links record
+ * (usually one per batch; a batch with more than ARCA_REC_LINKS_FLUSH bytes of entries has
+ * several, hence no key on batch). */
+#define LINKS_SQL \
+	"CREATE TABLE links(batch INTEGER NOT NULL, container INTEGER NOT NULL," \
+	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL, entries INTEGER NOT NULL);"
 
 static const char schema_sql[] =
 	"CREATE TABLE settings(id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,"
@@ -25,7 +33,7 @@ static const char schema_sql[] =
 	/* "memberships added after batch B" (index catch-up) */
 	"CREATE INDEX members_batch ON members(batch);"
 	"CREATE TABLE containers(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
-	DICTS_SQL;
+	DICTS_SQL LINKS_SQL;
 
 #define KCV_AAD "arca-store-key-check"
 #define KCV_LEN (ARCA_GCM_NONCE_LEN + 32 + ARCA_GCM_TAG_LEN)
@@ -131,8 +139,8 @@ arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], ui
 		                      : arca_meta_err(db, rc, err, "cannot read store settings");
 		goto out;
 	}
-	if (sqlite3_column_int(st, 0) != ARCA_STORE_FORMAT &&
-	    sqlite3_column_int(st, 0) != ARCA_STORE_FORMAT_V1) {
+	if (sqlite3_column_int(st, 0) < ARCA_STORE_FORMAT_V1 ||
+	    sqlite3_column_int(st, 0) > ARCA_STORE_FORMAT) {
 		s = arca_error_set(err, ARCA_ERR_STATE, "unsupported store format %d",
 		                   sqlite3_column_int(st, 0));
 		goto out;
@@ -163,14 +171,24 @@ out:
 	return s;
 }
 
-arca_status arca_meta_upgrade(sqlite3 *db, arca_error *err)
+arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err)
 {
-	arca_status s = arca_meta_exec(db, "BEGIN IMMEDIATE", err);
-	if (s != ARCA_OK)
-		return s;
-	s = arca_meta_exec(db, DICTS_SQL "UPDATE settings SET format = 2 WHERE id = 1", err);
-	if (s == ARCA_OK)
-		return arca_meta_exec(db, "COMMIT", err);
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return s;
+	char sql[64];
+	arca_status st = arca_meta_exec(s->db, "BEGIN IMMEDIATE", err);
+	if (st != ARCA_OK)
+		return st;
+	if (format == ARCA_STORE_FORMAT_V1)
+		st = arca_meta_exec(s->db, DICTS_SQL, err);
+	if (st == ARCA_OK)
+		st = arca_meta_exec(s->db, LINKS_SQL, err);
+	/* Old links records are found once by walking the containers, so verify covers them. */
+	if (st == ARCA_OK)
+		st = arca_links_fill(s, err);
+	snprintf(sql, sizeof(sql), "UPDATE settings SET format = %d WHERE id = 1", ARCA_STORE_FORMAT);
+	if (st == ARCA_OK)
+		st = arca_meta_exec(s->db, sql, err);
+	if (st == ARCA_OK)
+		return arca_meta_exec(s->db, "COMMIT", err);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return st;
 }

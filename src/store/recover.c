@@ -20,21 +20,196 @@
 #include "store/store_int.h"
 
 /* ------------------------------------------------------------------------------------ */
+/* links records: shared by the format upgrade (arca_links_fill) and verify */
+
+static bool pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+/* Authenticates the links record rec (header h) and decompresses its entry list into raw,
+ * checking every entry; *n gets their number. false + *why if it is damaged. */
+static bool links_open(arca_store *s, const arca_rec_hdr *h, const uint8_t *rec, arca_buf *plain,
+                       arca_buf *raw, uint64_t *n, const char **why)
+{
+	size_t pos = 0;
+	arca_rec_link l;
+	*n = 0;
+	if (h->key_id != s->key_id) {
+		*why = "record encrypted with another key id";
+		return false;
+	}
+	if (arca_rec_open(s->key, h, rec, plain, NULL) != ARCA_OK) {
+		*why = "authentication failed (record altered)";
+		return false;
+	}
+	arca_buf_reset(raw);
+	if (!arca_rec_decompress(s->dctx, NULL, plain->data, plain->len, UINT64_MAX,
+	                         ARCA_REC_LINKS_MAX, raw, why))
+		return false;
+	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, &pos, &l, why))
+		(*n)++;
+	return *why == NULL;
+}
+
+/* End of the readable, committed part of container id: min(committed_len, file size). */
+static uint64_t fill_end(arca_store *s, uint32_t id, int *fd)
+{
+	arca_error e;
+	struct stat sb;
+	*fd = arca_store_container_fd(s, id, &e);
+	if (*fd < 0 || fstat(*fd, &sb) != 0)
+		return 0;
+	return (uint64_t)sb.st_size < s->c[id].committed ? (uint64_t)sb.st_size :
+	       s->c[id].committed;
+}
+
+/* Inserts a links row for each intact links record in [a, b) of container id; stops at the
+ * first unreadable header (the rest of the gap is damage that verify reports). */
+static arca_status fill_gap(arca_store *s, sqlite3_stmt *ins, uint32_t id, int fd, uint64_t a,
+                            uint64_t b, arca_buf *raw, arca_error *err)
+{
+	while (a < b && b - a >= ARCA_REC_OVERHEAD) {
+		uint8_t hdr[ARCA_REC_HDR_LEN];
+		const char *why = NULL;
+		arca_rec_hdr h;
+		uint64_t len, n;
+		int rc;
+		if (!pread_all(fd, hdr, sizeof(hdr), a) || !arca_rec_hdr_decode(hdr, &h, &why) ||
+		    (len = ARCA_REC_OVERHEAD + (uint64_t)h.body_len) > b - a)
+			break;
+		if (h.type == ARCA_REC_LINKS && h.seq <= INT64_MAX) {
+			arca_store_msgrow m = {.id = h.seq, .container = id, .offset = a,
+			                       .stored_size = len};
+			arca_error e;
+			if (arca_store_read_record(s, &m, &e) == ARCA_OK &&
+			    links_open(s, &h, (const uint8_t *)s->rbuf.data, &s->plain, raw, &n, &why)) {
+				sqlite3_bind_int64(ins, 1, (int64_t)h.seq);
+				sqlite3_bind_int64(ins, 2, id);
+				sqlite3_bind_int64(ins, 3, (int64_t)a);
+				sqlite3_bind_int64(ins, 4, (int64_t)len);
+				sqlite3_bind_int64(ins, 5, (int64_t)n);
+				rc = sqlite3_step(ins);
+				sqlite3_reset(ins);
+				if (rc != SQLITE_DONE)
+					return arca_meta_err(s->db, rc, err, "cannot insert links row");
+			}
+		}
+		a += len;
+	}
+	return ARCA_OK;
+}
+
+arca_status arca_links_fill(arca_store *s, arca_error *err)
+{
+	sqlite3_stmt *q = NULL, *ins = NULL;
+	arca_buf raw;
+	arca_status st = ARCA_OK;
+	bool have = false;
+	int64_t rc_c = 0, rc_o = 0, rc_n = 0;
+	uint64_t filled = 0;
+	int rc;
+	/* Links records lie between the records metadata knows: read only those gaps. */
+	rc = sqlite3_prepare_v2(s->db, "SELECT container, offset, stored_size FROM messages"
+	                        " UNION ALL SELECT container, offset, stored_size FROM dicts"
+	                        " ORDER BY 1, 2", -1, &q, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(s->db, "INSERT INTO links(batch, container, offset,"
+		                        " stored_size, entries) VALUES(?,?,?,?,?)", -1, &ins, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return arca_meta_err(s->db, rc, err, "cannot list records");
+	}
+	arca_buf_init(&raw, ARCA_REC_LINKS_MAX);
+	rc = sqlite3_step(q);
+	for (uint32_t id = 1; id < s->nc && st == ARCA_OK; id++) {
+		uint64_t pos = 0, end;
+		int fd;
+		if (!s->c[id].known)
+			continue;
+		end = fill_end(s, id, &fd);
+		for (;;) {
+			if (!have && rc == SQLITE_ROW) {
+				rc_c = sqlite3_column_int64(q, 0);
+				rc_o = sqlite3_column_int64(q, 1);
+				rc_n = sqlite3_column_int64(q, 2);
+				have = true;
+			}
+			if (!have || rc_c > id)
+				break;
+			have = false;
+			rc = sqlite3_step(q);
+			if (rc_c < id || rc_o < 0 || rc_n < 0)
+				continue; /* an unknown container or a bad row: nothing to walk */
+			if (fd >= 0 && (uint64_t)rc_o > pos &&
+			    (st = fill_gap(s, ins, id, fd, pos, (uint64_t)rc_o < end ? (uint64_t)rc_o :
+			                   end, &raw, err)) != ARCA_OK)
+				break;
+			if ((uint64_t)rc_o + (uint64_t)rc_n > pos)
+				pos = (uint64_t)rc_o + (uint64_t)rc_n;
+		}
+		if (st == ARCA_OK && fd >= 0)
+			st = fill_gap(s, ins, id, fd, pos, end, &raw, err);
+	}
+	if (st == ARCA_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		st = arca_meta_err(s->db, rc, err, "cannot list records");
+	sqlite3_finalize(q);
+	sqlite3_finalize(ins);
+	arca_buf_free(&raw);
+	if (st == ARCA_OK) {
+		sqlite3_stmt *c = NULL;
+		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM links", -1, &c, NULL) == SQLITE_OK &&
+		    sqlite3_step(c) == SQLITE_ROW)
+			filled = (uint64_t)sqlite3_column_int64(c, 0);
+		sqlite3_finalize(c);
+		arca_log(ARCA_LOG_INFO, "store", "upgraded %s to format %d: %llu links records found",
+		         s->meta_path, ARCA_STORE_FORMAT, (unsigned long long)filled);
+	}
+	return st;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* verify */
 
-/* Location of a dictionary record known to metadata (checked on its own, skipped in gaps). */
+/* A dictionary or links record known to metadata: checked on its own, skipped in gaps. */
 typedef struct {
 	uint32_t container;
 	uint64_t offset, size;
-} vdict;
+} vknown;
+
+/* Per message id: memberships in metadata against the ones the records back (content record
+ * first membership, links entries). cnt is the number of metadata rows minus the number of
+ * records, acc the same for the sums of mix(batch), so an unbacked or re-batched membership
+ * leaves one of them non-zero. */
+enum { MC_PRESENT = 1, MC_SKIP = 2 };
+
+typedef struct {
+	uint32_t *acc;
+	int32_t *cnt;
+	uint8_t *flags;
+	uint64_t n;            /* array size (max message id + 1); 0: check skipped */
+	uint64_t unknown_meta; /* metadata memberships of messages that do not exist */
+	uint64_t lost_entries; /* entries of lost or damaged links records */
+} mcheck;
 
 typedef struct {
 	arca_store *s;
 	arca_store_damage_cb cb;
 	void *ctx;
 	uint64_t damaged;
-	vdict *dicts;
-	size_t ndicts;
+	vknown *known;  /* dictionary and links records, sorted by (container, offset) */
+	size_t nknown, capknown;
+	bool has_links; /* metadata lists links records (format 3) */
+	mcheck mc;
 	arca_buf hb;    /* record bytes of unknown records */
 	arca_buf plain; /* their plaintext */
 	arca_buf raw;   /* decompressed */
@@ -55,33 +230,167 @@ static void report(verify_ctx *v, uint64_t msg_id, const char *fmt, ...)
 		v->cb(v->ctx, msg_id, reason);
 }
 
-static bool pread_all(int fd, void *buf, size_t len, uint64_t off)
+static uint32_t mix(uint64_t b)
 {
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		got += (size_t)n;
-	}
-	return true;
+	b += 0x9e3779b97f4a7c15ull;
+	b = (b ^ (b >> 30)) * 0xbf58476d1ce4e5b9ull;
+	b = (b ^ (b >> 27)) * 0x94d049bb133111ebull;
+	return (uint32_t)(b ^ (b >> 31)) | 1u;
 }
 
-/* Checks a record not referenced by metadata at [a, b) of container id. Returns the offset
+static bool mc_present(const mcheck *mc, uint64_t id)
+{
+	return id < mc->n && (mc->flags[id] & MC_PRESENT) != 0;
+}
+
+/* Takes the entries of an intact links record (decoded in raw) as backing; returns how many
+ * name messages that metadata does not have. */
+static uint64_t mc_links(verify_ctx *v, const arca_buf *raw, uint64_t batch)
+{
+	size_t pos = 0;
+	const char *why;
+	arca_rec_link l;
+	uint64_t unknown = 0;
+	if (v->mc.n == 0)
+		return 0;
+	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, &pos, &l, &why)) {
+		if (mc_present(&v->mc, l.msg_id)) {
+			v->mc.acc[l.msg_id] -= mix(batch);
+			v->mc.cnt[l.msg_id]--;
+		} else {
+			unknown++;
+		}
+	}
+	return unknown;
+}
+
+/* Reads the message ids and memberships of metadata. A bad maximum id (damaged metadata) or
+ * too little memory only skips the membership check. */
+static arca_status mc_init(verify_ctx *v, arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	mcheck *mc = &v->mc;
+	int64_t max = 0;
+	int rc = sqlite3_prepare_v2(v->s->db, "SELECT coalesce(max(id), 0) FROM messages", -1, &q,
+	                            NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		max = sqlite3_column_int64(q, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_OK)
+		return arca_meta_err(v->s->db, rc, err, "cannot list messages");
+	if (max <= 0 || max >= (int64_t)UINT32_MAX)
+		return ARCA_OK;
+	mc->acc = calloc((size_t)max + 1, sizeof(*mc->acc));
+	mc->cnt = calloc((size_t)max + 1, sizeof(*mc->cnt));
+	mc->flags = calloc((size_t)max + 1, 1);
+	if (mc->acc == NULL || mc->cnt == NULL || mc->flags == NULL) {
+		arca_log(ARCA_LOG_WARN, "store", "verify: not enough memory to check memberships");
+		free(mc->acc);
+		free(mc->cnt);
+		free(mc->flags);
+		mc->acc = NULL;
+		mc->cnt = NULL;
+		mc->flags = NULL;
+		return ARCA_OK;
+	}
+	mc->n = (uint64_t)max + 1;
+	if ((rc = sqlite3_prepare_v2(v->s->db, "SELECT id FROM messages", -1, &q, NULL)) ==
+	    SQLITE_OK)
+		rc = sqlite3_step(q);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(q)) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		if (id > 0 && (uint64_t)id < mc->n)
+			mc->flags[id] |= MC_PRESENT;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return arca_meta_err(v->s->db, rc, err, "cannot list messages");
+	if ((rc = sqlite3_prepare_v2(v->s->db, "SELECT message_id, batch FROM members", -1, &q,
+	                             NULL)) == SQLITE_OK)
+		rc = sqlite3_step(q);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(q)) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		if (id > 0 && mc_present(mc, (uint64_t)id)) {
+			mc->acc[id] += mix((uint64_t)sqlite3_column_int64(q, 1));
+			mc->cnt[id]++;
+		} else {
+			mc->unknown_meta++;
+		}
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return arca_meta_err(v->s->db, rc, err, "cannot list memberships");
+	return ARCA_OK;
+}
+
+/* Reports memberships that the records do not back, except as many as the lost links
+ * records held (those are reported per record). Messages with a damaged content record are
+ * left out: they are reported themselves. Records holding more memberships than metadata is
+ * not damage: recreate merges them when a resolver maps two names to one folder. */
+static void mc_report(verify_ctx *v)
+{
+	mcheck *mc = &v->mc;
+	uint64_t diff = 0, ex[3] = {0};
+	if (mc->unknown_meta > 0)
+		report(v, 0, "%llu memberships in metadata name messages that do not exist "
+		       "(metadata damaged)", (unsigned long long)mc->unknown_meta);
+	for (uint64_t id = 1; id < mc->n; id++) {
+		if (mc->flags[id] != MC_PRESENT || mc->cnt[id] < 0 ||
+		    (mc->cnt[id] == 0 && mc->acc[id] == 0))
+			continue;
+		if (diff < 3)
+			ex[diff] = id;
+		diff++;
+	}
+	if (diff > mc->lost_entries)
+		report(v, 0, "memberships of %llu messages in metadata are not held by their content "
+		       "or links records (e.g. message %llu%s%.0llu%s%.0llu)%s: recreate would not "
+		       "restore them", (unsigned long long)diff,
+		       (unsigned long long)ex[0], ex[1] ? ", " : "", (unsigned long long)ex[1],
+		       ex[2] ? ", " : "", (unsigned long long)ex[2],
+		       mc->lost_entries ? ", more than the lost links records held" : "");
+}
+
+static int cmp_known(const void *a, const void *b)
+{
+	const vknown *x = a, *y = b;
+	if (x->container != y->container)
+		return x->container < y->container ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static arca_status add_known(verify_ctx *v, uint32_t container, uint64_t offset, uint64_t size,
+                             arca_error *err)
+{
+	if (v->nknown == v->capknown) {
+		size_t nc = v->capknown ? 2 * v->capknown : 16;
+		vknown *n = realloc(v->known, nc * sizeof(*n));
+		if (n == NULL)
+			return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+		v->known = n;
+		v->capknown = nc;
+	}
+	v->known[v->nknown++] = (vknown){.container = container, .offset = offset, .size = size};
+	return ARCA_OK;
+}
+
+/* Checks a record not referenced by messages at [a, b) of container id. Returns the offset
  * after it, or b (resync at the next known record) if the bytes do not form a record. */
 static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, uint64_t b)
 {
 	uint8_t hdr[ARCA_REC_HDR_LEN];
 	char name[32];
 	const char *why = NULL;
+	vknown key = {.container = id, .offset = a}, *k;
 	arca_rec_hdr h;
-	uint64_t len;
+	uint64_t len, n;
 	arca_rec_container_name(name, sizeof(name), id);
-	for (size_t i = 0; i < v->ndicts; i++)
-		if (v->dicts[i].container == id && v->dicts[i].offset == a && v->dicts[i].size > 0)
-			return a + v->dicts[i].size < b ? a + v->dicts[i].size : b;
+	/* Dictionary and links records listed in metadata are checked on their own. */
+	k = v->nknown ? bsearch(&key, v->known, v->nknown, sizeof(key), cmp_known) : NULL;
+	if (k != NULL && k->size > 0)
+		return a + k->size < b ? a + k->size : b;
 	if (b - a < ARCA_REC_OVERHEAD || !pread_all(fd, hdr, sizeof(hdr), a) ||
 	    !arca_rec_hdr_decode(hdr, &h, &why) ||
 	    (len = ARCA_REC_OVERHEAD + (uint64_t)h.body_len) > b - a) {
@@ -95,39 +404,37 @@ static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, ui
 		report(v, 0, "cannot read record at %s offset %llu", name, (unsigned long long)a);
 		return a + len;
 	}
+	if (h.type == ARCA_REC_LINKS) {
+		if (!links_open(v->s, &h, (const uint8_t *)v->hb.data, &v->plain, &v->raw, &n, &why)) {
+			report(v, 0, "links record of batch %llu at %s offset %llu damaged: %s",
+			       (unsigned long long)h.seq, name, (unsigned long long)a, why);
+			return a + len;
+		}
+		/* Recreate would take its memberships, so they back metadata all the same. */
+		n = mc_links(v, &v->raw, h.seq);
+		if (v->has_links)
+			report(v, 0, "links record of batch %llu at %s offset %llu is unknown to "
+			       "metadata", (unsigned long long)h.seq, name, (unsigned long long)a);
+		else if (n > 0)
+			report(v, 0, "links record of batch %llu at %s offset %llu names %llu messages "
+			       "unknown to metadata", (unsigned long long)h.seq, name,
+			       (unsigned long long)a, (unsigned long long)n);
+		return a + len;
+	}
 	if (h.key_id != v->s->key_id ||
 	    arca_rec_open(v->s->key, &h, (const uint8_t *)v->hb.data, &v->plain, NULL) != ARCA_OK) {
 		report(v, 0, "authentication failed (record altered): %s record at offset %llu "
 		       "(%s %llu)", name, (unsigned long long)a,
-		       h.type == ARCA_REC_LINKS ? "links of batch" :
 		       h.type == ARCA_REC_DICT ? "dictionary" : "content of message",
 		       (unsigned long long)h.seq);
 		return a + len;
 	}
-	if (h.type == ARCA_REC_CONTENT) {
+	if (h.type == ARCA_REC_CONTENT)
 		report(v, 0, "record of message %llu at %s offset %llu is unknown to metadata",
 		       (unsigned long long)h.seq, name, (unsigned long long)a);
-		return a + len;
-	}
-	if (h.type == ARCA_REC_DICT) {
+	else
 		report(v, 0, "dictionary record %llu at %s offset %llu is unknown to metadata",
 		       (unsigned long long)h.seq, name, (unsigned long long)a);
-		return a + len;
-	}
-	arca_buf_reset(&v->raw);
-	if (!arca_rec_decompress(v->s->dctx, NULL, v->plain.data, v->plain.len, UINT64_MAX,
-	                         ARCA_REC_LINKS_MAX, &v->raw, &why)) {
-		report(v, 0, "links record of batch %llu at %s offset %llu: %s",
-		       (unsigned long long)h.seq, name, (unsigned long long)a, why);
-		return a + len;
-	}
-	size_t pos = 0;
-	arca_rec_link l;
-	while (arca_rec_link_next((const uint8_t *)v->raw.data, v->raw.len, &pos, &l, &why))
-		;
-	if (why != NULL)
-		report(v, 0, "links record of batch %llu at %s offset %llu: %s",
-		       (unsigned long long)h.seq, name, (unsigned long long)a, why);
 	return a + len;
 }
 
@@ -147,17 +454,20 @@ static void scan_gap(verify_ctx *v, uint32_t id, uint64_t pos, uint64_t end)
 
 typedef struct {
 	uint32_t id;
-	uint64_t end; /* min(committed_len, file size) */
+	uint64_t committed;
+	uint64_t size; /* file size (0 if missing) */
+	uint64_t end;  /* min(committed_len, file size) */
+	bool missing;
 } vcont;
 
-static uint64_t container_end(arca_store *s, uint32_t id, uint64_t committed)
+static void container_end(arca_store *s, vcont *c)
 {
 	arca_error e;
 	struct stat sb;
-	int fd = arca_store_container_fd(s, id, &e);
-	if (fd < 0 || fstat(fd, &sb) != 0)
-		return 0;
-	return (uint64_t)sb.st_size < committed ? (uint64_t)sb.st_size : committed;
+	int fd = arca_store_container_fd(s, c->id, &e);
+	c->missing = fd < 0 || fstat(fd, &sb) != 0;
+	c->size = c->missing ? 0 : (uint64_t)sb.st_size;
+	c->end = c->size < c->committed ? c->size : c->committed;
 }
 
 /* Re-reads every dictionary record named by metadata; a damaged one is reported once here
@@ -165,43 +475,141 @@ static uint64_t container_end(arca_store *s, uint32_t id, uint64_t committed)
 static arca_status verify_dicts(verify_ctx *v, arca_error *err)
 {
 	sqlite3_stmt *q = NULL;
-	size_t cap = 0;
+	arca_status st = ARCA_OK;
 	int rc;
 	arca_dict_reset(v->s);
-	if (v->s->format == ARCA_STORE_FORMAT_V1 &&
-	    sqlite3_prepare_v2(v->s->db, "SELECT 1 FROM dicts", -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_finalize(q);
+	if (v->s->format == ARCA_STORE_FORMAT_V1)
 		return ARCA_OK; /* format 1, not upgraded: no dictionaries */
-	}
-	sqlite3_finalize(q);
 	rc = sqlite3_prepare_v2(v->s->db, "SELECT id, container, offset, stored_size FROM dicts"
 	                        " ORDER BY id", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+	while (st == ARCA_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(q, 0);
 		const ZSTD_DDict *dd;
 		arca_error e;
-		if (v->ndicts == cap) {
-			vdict *n = realloc(v->dicts, (cap = cap ? 2 * cap : 4) * sizeof(*n));
-			if (n == NULL) {
-				sqlite3_finalize(q);
-				return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
-			}
-			v->dicts = n;
-		}
-		v->dicts[v->ndicts++] = (vdict){.container = (uint32_t)sqlite3_column_int64(q, 1),
-		                                .offset = (uint64_t)sqlite3_column_int64(q, 2),
-		                                .size = (uint64_t)sqlite3_column_int64(q, 3)};
+		st = add_known(v, (uint32_t)sqlite3_column_int64(q, 1),
+		               (uint64_t)sqlite3_column_int64(q, 2),
+		               (uint64_t)sqlite3_column_int64(q, 3), err);
 		if (id <= 0 || id > UINT32_MAX)
 			report(v, 0, "dictionary row with a bad id %lld in metadata", (long long)id);
 		else if (arca_dict_get(v->s, (uint32_t)id, &dd, &e) != ARCA_OK)
 			report(v, 0, "%s", e.msg);
 	}
 	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE)
-		return arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
-	return ARCA_OK;
+	if (st == ARCA_OK && rc != SQLITE_DONE)
+		st = arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
+	return st;
+}
+
+static const vcont *find_cont(const vcont *conts, size_t n, uint32_t id)
+{
+	for (size_t lo = 0, hi = n; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (conts[mid].id == id)
+			return &conts[mid];
+		if (conts[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Checks one links row: the record must be there in full, authenticate and hold as many
+ * entries as the row says. Its memberships are lost from the containers otherwise. */
+static void verify_link(verify_ctx *v, const vcont *conts, size_t nconts, uint64_t batch,
+                        uint32_t cid, uint64_t off, uint64_t size, uint64_t entries)
+{
+	char name[32], what[160];
+	const char *why = NULL;
+	const vcont *c = find_cont(conts, nconts, cid);
+	arca_store_msgrow m = {.id = batch, .container = cid, .offset = off, .stored_size = size};
+	arca_rec_hdr h;
+	arca_error e;
+	uint64_t n = 0;
+	arca_rec_container_name(name, sizeof(name), cid);
+	snprintf(what, sizeof(what), "links record of batch %llu (memberships of %llu messages)",
+	         (unsigned long long)batch, (unsigned long long)entries);
+	if (size < ARCA_REC_OVERHEAD || size > ARCA_REC_OVERHEAD +
+	    arca_rec_body_max(ARCA_REC_VERSION, ARCA_REC_LINKS) || off > INT64_MAX) {
+		why = "metadata has a bad record size";
+	} else if (c == NULL) {
+		why = "its container is unknown to metadata";
+	} else if (c->missing) {
+		v->mc.lost_entries += entries;
+		report(v, 0, "%s lost: container %s missing", what, name);
+		return;
+	} else if (off + size > c->size) {
+		v->mc.lost_entries += entries;
+		report(v, 0, "%s lost: container %s truncated at offset %llu (record at offset %llu, "
+		       "%llu bytes)", what, name, (unsigned long long)c->size,
+		       (unsigned long long)off, (unsigned long long)size);
+		return;
+	} else if (off + size > c->committed) {
+		why = "record lies beyond the committed length (metadata damaged)";
+	} else if (arca_store_read_record(v->s, &m, &e) != ARCA_OK) {
+		v->mc.lost_entries += entries;
+		report(v, 0, "%s lost: %s", what, e.msg);
+		return;
+	} else if (!arca_rec_hdr_decode((const uint8_t *)v->s->rbuf.data, &h, &why)) {
+		/* why set */
+	} else if (h.type != ARCA_REC_LINKS || h.seq != batch ||
+	           (uint64_t)h.body_len + ARCA_REC_OVERHEAD != size) {
+		why = "bad record header (not this links record)";
+	} else if (!links_open(v->s, &h, (const uint8_t *)v->s->rbuf.data, &v->plain, &v->raw, &n,
+	                       &why)) {
+		/* why set */
+	} else {
+		uint64_t unknown = mc_links(v, &v->raw, batch);
+		if (n != entries)
+			report(v, 0, "links record of batch %llu at %s offset %llu holds %llu entries, "
+			       "metadata says %llu (metadata damaged)", (unsigned long long)batch, name,
+			       (unsigned long long)off, (unsigned long long)n,
+			       (unsigned long long)entries);
+		if (unknown > 0)
+			report(v, 0, "links record of batch %llu at %s offset %llu names %llu messages "
+			       "unknown to metadata", (unsigned long long)batch, name,
+			       (unsigned long long)off, (unsigned long long)unknown);
+		return;
+	}
+	v->mc.lost_entries += entries;
+	report(v, 0, "%s damaged: %s: %s offset %llu", what, why, name, (unsigned long long)off);
+}
+
+/* Checks every links record listed in metadata (format 3) and remembers where they lie. */
+static arca_status verify_links(verify_ctx *v, const vcont *conts, size_t nconts,
+                                arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	arca_status st = ARCA_OK;
+	int rc;
+	if (v->s->format < ARCA_STORE_FORMAT)
+		return ARCA_OK; /* read-only open of an older store: links are found in the gaps */
+	v->has_links = true;
+	rc = sqlite3_prepare_v2(v->s->db, "SELECT batch, container, offset, stored_size, entries"
+	                        " FROM links ORDER BY container, offset", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return arca_meta_err(v->s->db, rc, err, "cannot read links records");
+	while (st == ARCA_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t b = sqlite3_column_int64(q, 0), c = sqlite3_column_int64(q, 1);
+		int64_t o = sqlite3_column_int64(q, 2), n = sqlite3_column_int64(q, 3);
+		int64_t k = sqlite3_column_int64(q, 4);
+		if (b <= 0 || c <= 0 || c > UINT32_MAX || o < 0 || n < 0 || k < 0) {
+			report(v, 0, "bad links row in metadata (batch %lld, container %lld, offset "
+			       "%lld)", (long long)b, (long long)c, (long long)o);
+			continue;
+		}
+		st = add_known(v, (uint32_t)c, (uint64_t)o, (uint64_t)n, err);
+		verify_link(v, conts, nconts, (uint64_t)b, (uint32_t)c, (uint64_t)o, (uint64_t)n,
+		            (uint64_t)k);
+		if (v->raw.cap > ((size_t)8 << 20))
+			arca_buf_free(&v->raw);
+	}
+	sqlite3_finalize(q);
+	if (st == ARCA_OK && rc != SQLITE_DONE)
+		st = arca_meta_err(v->s->db, rc, err, "cannot read links records");
+	return st;
 }
 
 arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx, uint64_t *checked,
@@ -241,7 +649,7 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 			conts = n;
 		}
 		conts[nconts].id = (uint32_t)sqlite3_column_int64(q, 0);
-		conts[nconts].end = (uint64_t)sqlite3_column_int64(q, 1);
+		conts[nconts].committed = (uint64_t)sqlite3_column_int64(q, 1);
 		nconts++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -251,9 +659,12 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 	sqlite3_finalize(q);
 	q = NULL;
 	for (size_t i = 0; i < nconts; i++)
-		conts[i].end = container_end(s, conts[i].id, conts[i].end);
-	if ((st = verify_dicts(&v, err)) != ARCA_OK)
+		container_end(s, &conts[i]);
+	if ((st = mc_init(&v, err)) != ARCA_OK || (st = verify_dicts(&v, err)) != ARCA_OK ||
+	    (st = verify_links(&v, conts, nconts, err)) != ARCA_OK)
 		goto out;
+	if (v.nknown > 1)
+		qsort(v.known, v.nknown, sizeof(*v.known), cmp_known);
 	rc = sqlite3_prepare_v2(s->db, "SELECT id, sha256, size, stored_size, container, offset"
 	                        " FROM messages ORDER BY container, offset", -1, &q, NULL);
 	if (rc != SQLITE_OK) {
@@ -261,10 +672,12 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 		goto out;
 	}
 	/* Merge walk: each message's record is checked, and the gaps between them must hold
-	 * only links records. */
+	 * only links and dictionary records. */
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		arca_store_msgrow m;
 		arca_error e;
+		uint64_t batch = 0;
+		bool ok = false;
 		m.id = (uint64_t)sqlite3_column_int64(q, 0);
 		memset(m.sha, 0, sizeof(m.sha));
 		if (sqlite3_column_bytes(q, 1) == ARCA_SHA256_LEN)
@@ -292,8 +705,18 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 		arca_buf_reset(&out);
 		if (m.offset < pos) {
 			report(&v, m.id, "record overlaps the previous record (metadata damaged)");
-		} else if (arca_store_read_msg(s, &m, &out, &e) != ARCA_OK) {
+		} else if (arca_store_read_msg(s, &m, &out, &batch, &e) != ARCA_OK) {
 			report(&v, m.id, "%s", e.msg);
+		} else {
+			ok = true;
+		}
+		if (mc_present(&v.mc, m.id)) {
+			if (ok) {
+				v.mc.acc[m.id] -= mix(batch); /* the first membership */
+				v.mc.cnt[m.id]--;
+			} else {
+				v.mc.flags[m.id] |= MC_SKIP;
+			}
 		}
 		if (m.offset + m.stored_size > pos)
 			pos = m.offset + m.stored_size;
@@ -308,12 +731,16 @@ arca_status arca_store_verify(arca_store *s, arca_store_damage_cb cb, void *ctx,
 		scan_gap(&v, cur, pos, cend);
 	for (; ci < nconts; ci++)
 		scan_gap(&v, conts[ci].id, 0, conts[ci].end);
+	mc_report(&v);
 out:
 	sqlite3_finalize(q);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	free(conts);
-	free(v.dicts);
+	free(v.known);
+	free(v.mc.acc);
+	free(v.mc.cnt);
+	free(v.mc.flags);
 	arca_buf_free(&v.hb);
 	arca_buf_free(&v.plain);
 	arca_buf_free(&v.raw);
@@ -338,7 +765,7 @@ typedef struct {
 	arca_store_damage_cb dcb;
 	void *dctx;
 	ZSTD_DCtx *dctx_z;
-	sqlite3_stmt *ins_dict;
+	sqlite3_stmt *ins_dict, *ins_link;
 	/* dictionaries recovered so far (they precede the records that use them) */
 	struct {
 		uint32_t id;
@@ -521,12 +948,14 @@ static bool msg_known(rebuild *r, uint64_t id)
 	return rc == SQLITE_ROW;
 }
 
-static bool take_links(rebuild *r, const arca_rec_hdr *h, const char **why, arca_status *st,
-                       arca_error *err)
+/* Processes an authenticated links record: its memberships and its links row. */
+static bool take_links(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t off,
+                       const char **why, arca_status *st, arca_error *err)
 {
 	arca_rec_link l;
 	size_t pos = 0;
-	uint64_t lost = 0;
+	uint64_t lost = 0, entries = 0;
+	int rc;
 	arca_buf_reset(&r->raw);
 	if (!arca_rec_decompress(r->dctx_z, NULL, r->plain.data, r->plain.len, UINT64_MAX,
 	                         ARCA_REC_LINKS_MAX, &r->raw, why))
@@ -537,9 +966,20 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, const char **why, arca
 	}
 	/* Validate the whole list before taking any of it. */
 	while (arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, &pos, &l, why))
-		;
+		entries++;
 	if (*why != NULL)
 		return false;
+	sqlite3_bind_int64(r->ins_link, 1, (int64_t)h->seq);
+	sqlite3_bind_int64(r->ins_link, 2, cid);
+	sqlite3_bind_int64(r->ins_link, 3, (int64_t)off);
+	sqlite3_bind_int64(r->ins_link, 4, (int64_t)(h->body_len + ARCA_REC_OVERHEAD));
+	sqlite3_bind_int64(r->ins_link, 5, (int64_t)entries);
+	rc = sqlite3_step(r->ins_link);
+	sqlite3_reset(r->ins_link);
+	if (rc != SQLITE_DONE) {
+		*st = arca_meta_err(r->db, rc, err, "cannot insert links row");
+		return false;
+	}
 	pos = 0;
 	while (*st == ARCA_OK &&
 	       arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, &pos, &l, why)) {
@@ -655,7 +1095,7 @@ static arca_status walk_container(rebuild *r, const char *path, uint32_t cid, ui
 			else if (h.type == ARCA_REC_DICT)
 				ok = take_dict(r, &h, cid, pos, &why, &st, err);
 			else
-				ok = take_links(r, &h, &why, &st, err);
+				ok = take_links(r, &h, cid, pos, &why, &st, err);
 			if (st != ARCA_OK)
 				break;
 			pos += ARCA_REC_OVERHEAD + (uint64_t)h.body_len;
@@ -836,6 +1276,10 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(r.db, "INSERT INTO dicts(id, container, offset, stored_size)"
 		                        " VALUES(?,?,?,?)", -1, &r.ins_dict, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(r.db, "INSERT INTO links(batch, container, offset,"
+		                        " stored_size, entries) VALUES(?,?,?,?,?)", -1, &r.ins_link,
+		                        NULL);
 	if (rc != SQLITE_OK) {
 		st = arca_meta_err(r.db, rc, err, "cannot prepare statements");
 		goto out;
@@ -874,6 +1318,7 @@ out:
 	sqlite3_finalize(r.has_msg);
 	sqlite3_finalize(r.ins_cont);
 	sqlite3_finalize(r.ins_dict);
+	sqlite3_finalize(r.ins_link);
 	for (size_t i = 0; i < r.ndicts; i++)
 		ZSTD_freeDDict(r.dicts[i].ddict);
 	free(r.dicts);

@@ -140,7 +140,7 @@ static void store_free(arca_store *s)
 {
 	sqlite3_stmt **sts[] = {&s->st_lookup, &s->st_msg, &s->st_ins_msg, &s->st_ins_mem,
 	                        &s->st_has_mem, &s->st_in_arch, &s->st_upd_cont, &s->st_ins_cont,
-	                        &s->st_upd_set};
+	                        &s->st_upd_set, &s->st_ins_link};
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
 		sqlite3_finalize(*sts[i]);
 		*sts[i] = NULL;
@@ -372,15 +372,18 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	st = arca_meta_check_key(s->db, key, key_id, &s->last_batch, &s->next_id, &format, err);
 	if (st != ARCA_OK)
 		goto fail;
-	/* A writer upgrades a format-1 store before writing version-2 records into it, so an
-	 * older program refuses the store instead of meeting records it cannot read. */
-	if (!s->readonly && format == ARCA_STORE_FORMAT_V1 &&
-	    (st = arca_meta_upgrade(s->db, err)) != ARCA_OK)
-		goto fail;
-	s->format = s->readonly ? format : ARCA_STORE_FORMAT;
+	s->format = format;
 	st = open_containers(s, err);
 	if (st != ARCA_OK)
 		goto fail;
+	/* A writer upgrades an older store before writing into it, so an older program refuses
+	 * the store instead of meeting records it cannot read or links records it does not
+	 * list. After open_containers: the links walk must not see uncommitted tails. */
+	if (!s->readonly && format != ARCA_STORE_FORMAT) {
+		if ((st = arca_meta_upgrade(s, format, err)) != ARCA_OK)
+			goto fail;
+		s->format = ARCA_STORE_FORMAT;
+	}
 	if ((st = arca_dict_list(s, err)) != ARCA_OK)
 		goto fail;
 	if (!s->readonly && s->ndicts == 0) {
@@ -410,6 +413,8 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 		                      err, &st);
 		s->st_upd_set = prep(s, "UPDATE settings SET last_batch = ?, next_msg_id = ?"
 		                     " WHERE id = 1", err, &st);
+		s->st_ins_link = prep(s, "INSERT INTO links(batch, container, offset, stored_size,"
+		                      " entries) VALUES(?,?,?,?,?)", err, &st);
 	}
 	if (st != ARCA_OK)
 		goto fail;
@@ -500,6 +505,7 @@ void arca_store_batch_abort(arca_store *s)
 	s->dir_dirty = false;
 	s->in_txn = false;
 	arca_buf_reset(&s->links);
+	s->links_n = 0;
 }
 
 void arca_store_rollback(arca_store *s)
@@ -579,13 +585,15 @@ arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off,
 	return container_write(s, *cid, s->rec.data, s->rec.len, err);
 }
 
-/* Writes the pending links entries as one links record of the current batch. */
+/* Writes the pending links entries as one links record of the current batch, and its links
+ * row in the batch transaction (so it is committed exactly when the record is durable). */
 static arca_status flush_links(arca_store *s, arca_error *err)
 {
 	size_t bound = ZSTD_compressBound(s->links.len), n;
 	uint32_t cid;
 	uint64_t off;
 	arca_status st;
+	int rc;
 	if (s->links.len == 0)
 		return ARCA_OK;
 	arca_buf_reset(&s->plain);
@@ -600,7 +608,18 @@ static arca_status flush_links(arca_store *s, arca_error *err)
 	                   &s->rec, err);
 	if (st == ARCA_OK)
 		st = arca_store_write_record(s, &cid, &off, err);
+	if (st == ARCA_OK) {
+		sqlite3_bind_int64(s->st_ins_link, 1, (int64_t)(s->last_batch + 1));
+		sqlite3_bind_int64(s->st_ins_link, 2, cid);
+		sqlite3_bind_int64(s->st_ins_link, 3, (int64_t)off);
+		sqlite3_bind_int64(s->st_ins_link, 4, (int64_t)s->rec.len);
+		sqlite3_bind_int64(s->st_ins_link, 5, (int64_t)s->links_n);
+		rc = step_done(s->st_ins_link);
+		if (rc != SQLITE_OK)
+			st = arca_meta_err(s->db, rc, err, "cannot record links record");
+	}
 	arca_buf_reset(&s->links);
+	s->links_n = 0;
 	shrink(&s->plain);
 	shrink(&s->rec);
 	return st;
@@ -739,6 +758,7 @@ arca_status arca_store_add(arca_store *s, const void *data, size_t len,
 		};
 		if (arca_rec_link_encode(&s->links, &l) != ARCA_OK)
 			return batch_fail(s, arca_error_set(err, ARCA_ERR_NOMEM, "out of memory"));
+		s->links_n++;
 		if (s->links.len >= ARCA_REC_LINKS_FLUSH && (st = flush_links(s, err)) != ARCA_OK)
 			return batch_fail(s, st);
 	} else {
@@ -885,7 +905,7 @@ arca_status arca_store_read_record(arca_store *s, const arca_store_msgrow *m, ar
 }
 
 arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_buf *out,
-                                arca_error *err)
+                                uint64_t *batch, arca_error *err)
 {
 	char name[32];
 	const char *why = NULL;
@@ -945,6 +965,8 @@ arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_
 	if (memcmp(sha, m->sha, ARCA_SHA256_LEN) != 0)
 		st = arca_error_set(err, ARCA_ERR_CORRUPT, "sha-256 mismatch: %s offset %llu", name,
 		                    off);
+	else if (batch != NULL)
+		*batch = c.batch;
 done:
 	if (st != ARCA_OK && out->len > start) {
 		out->len = start;
@@ -991,7 +1013,7 @@ arca_status arca_store_get(arca_store *s, uint64_t msg_id, arca_buf *out, arca_e
 	arca_status st = get_row(s, msg_id, &m, NULL, err);
 	if (st != ARCA_OK)
 		return st;
-	st = arca_store_read_msg(s, &m, out, err);
+	st = arca_store_read_msg(s, &m, out, NULL, err);
 	if (st != ARCA_OK && err != NULL) {
 		char tmp[ARCA_ERROR_MSG_MAX];
 		snprintf(tmp, sizeof(tmp), "%s", err->msg);

@@ -106,7 +106,8 @@ arca_status arca_store_folder_count(arca_store *s, uint32_t folder_id, uint64_t 
 
 /* Verify: reads every record; checks header, decryption, decompression, SHA-256 and size,
  * and that metadata and containers agree (every message has a good record at its offset,
- * every record in a container is known to the metadata). Never stops at the first problem:
+ * every links record listed in metadata is intact, every record in a container is known to
+ * the metadata, every membership is held by a record). Never stops at the first problem:
  * cb is called once per damaged message (msg_id 0 for damage not tied to a known message,
  * e.g. an unknown record) with a reason. *damaged counts calls. */
 typedef void (*arca_store_damage_cb)(void *ctx, uint64_t msg_id, const char *reason);

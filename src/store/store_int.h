@@ -14,10 +14,11 @@
 #include "lib/limits.h"
 #include "store/store.h"
 
-/* settings.format of the metadata database. 2 added the dicts table; a format-1 database is
- * still opened (read-only as is, a writer upgrades it in place). */
-#define ARCA_STORE_FORMAT 2
+/* settings.format of the metadata database. 2 added the dicts table, 3 the links table; a
+ * format-1 or -2 database is still opened (read-only as is, a writer upgrades it in place). */
+#define ARCA_STORE_FORMAT 3
 #define ARCA_STORE_FORMAT_V1 1
+#define ARCA_STORE_FORMAT_V2 2
 
 #define ARCA_REC_MAGIC "ARC1"
 /* Record version 2 added the dictionary id to the content inner plaintext and the dictionary
@@ -134,8 +135,10 @@ arca_status arca_meta_open(const char *path, int flags, sqlite3 **db, arca_error
 arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
                                 uint64_t *last_batch, uint64_t *next_id, int *format,
                                 arca_error *err);
-/* Upgrades a format-1 database to the current format (one transaction). */
-arca_status arca_meta_upgrade(sqlite3 *db, arca_error *err);
+/* Upgrades a format-1 or -2 database of the writer s to the current format in one
+ * transaction: creates the missing tables and fills links from the containers
+ * (arca_links_fill). Container tails must already be cut (open_containers). */
+arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err);
 /* Maps a SQLite result code to a status and error text. */
 arca_status arca_meta_err(sqlite3 *db, int rc, arca_error *err, const char *what);
 arca_status arca_meta_exec(sqlite3 *db, const char *sql, arca_error *err);
@@ -174,7 +177,7 @@ struct arca_store {
 	int lock_fd;   /* flock on content_dir: one writer */
 	sqlite3 *db;
 	sqlite3_stmt *st_lookup, *st_msg, *st_ins_msg, *st_ins_mem, *st_has_mem, *st_in_arch;
-	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set;
+	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set, *st_ins_link;
 	arca_container *c; /* indexed by container id; slot 0 unused */
 	uint32_t nc;       /* slots allocated */
 	uint32_t cur;      /* container appended to (0: none yet) */
@@ -187,6 +190,7 @@ struct arca_store {
 	uint64_t staged;        /* memberships staged */
 	bool dir_dirty;         /* a container file was created */
 	arca_buf links;         /* raw links entries not yet written */
+	uint64_t links_n;       /* entries in links */
 	arca_buf plain, rec, rbuf;
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
@@ -213,10 +217,11 @@ typedef struct {
 	uint64_t offset;
 } arca_store_msgrow;
 
-/* Reads, authenticates, decompresses and checks message m into out (appending). On failure
- * err holds a reason starting with a short phrase, e.g. "authentication failed ...". */
+/* Reads, authenticates, decompresses and checks message m into out (appending); *batch (may
+ * be NULL) gets the batch of the record's first membership. On failure err holds a reason
+ * starting with a short phrase, e.g. "authentication failed ...". */
 arca_status arca_store_read_msg(arca_store *s, const arca_store_msgrow *m, arca_buf *out,
-                                arca_error *err);
+                                uint64_t *batch, arca_error *err);
 /* Container file descriptor for reading (opened lazily); -1 with err if missing. */
 int arca_store_container_fd(arca_store *s, uint32_t id, arca_error *err);
 /* Reads the stored_size record bytes at (container, offset) into s->rbuf. */
@@ -229,6 +234,13 @@ arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off,
  * batch is dropped (or the handle poisoned if the outcome is unknown). */
 arca_status arca_store_batch_commit(arca_store *s, uint64_t b, arca_error *err);
 void arca_store_batch_abort(arca_store *s);
+
+/* ---- recover.c internals ---- */
+
+/* Inserts a links row for every intact links record between the known records of s's
+ * containers (upgrade from format 1 or 2, inside its transaction). Damaged bytes are left
+ * out: verify keeps reporting them. */
+arca_status arca_links_fill(arca_store *s, arca_error *err);
 
 /* ---- dict.c: dictionaries ---- */
 

@@ -1198,8 +1198,9 @@ static void test_dict_format1(void **state)
 	commit_ok(fx);
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE dicts; UPDATE settings SET format = 1", NULL,
-	                              NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE dicts; DROP TABLE links;"
+	                              " UPDATE settings SET format = 1", NULL, NULL, NULL),
+	                 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
 	                 ARCA_OK);
@@ -1219,7 +1220,7 @@ static void test_dict_format1(void **state)
 	/* an unknown format is still refused */
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 3", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 4", NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, 0, &fx->s, &e), ARCA_ERR_STATE);
@@ -1288,6 +1289,237 @@ static void test_dict_seeds(void **state)
 	seed_roundtrip(fx, "seed-v2-17msg-dict1-links1.dat", 17, 1);
 }
 
+/* ---- links records listed in metadata ---- */
+
+typedef struct {
+	unsigned n, zero;
+	uint64_t ids[64];
+	char zr[8][ARCA_ERROR_MSG_MAX]; /* reasons of msg_id-0 reports */
+} damage_all;
+
+static void damage_all_cb(void *ctx, uint64_t msg_id, const char *reason)
+{
+	damage_all *d = ctx;
+	if (msg_id != 0 && d->n < 64)
+		d->ids[d->n++] = msg_id;
+	if (msg_id == 0 && d->zero < 8)
+		snprintf(d->zr[d->zero], sizeof(d->zr[0]), "%s", reason);
+	d->zero += msg_id == 0;
+	if (getenv("SHOW_DAMAGE"))
+		fprintf(stderr, "damage %llu: %s\n", (unsigned long long)msg_id, reason);
+}
+
+/* Location of the links record(s) of batch b (the first one). */
+static void locate_links(fixture *fx, uint64_t b, uint64_t *off, uint64_t *len, uint64_t *entries)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open_v2(fx->meta, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT offset, stored_size, entries FROM links"
+	                                    " WHERE batch = ? ORDER BY offset", -1, &q, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int64(q, 1, (int64_t)b);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	*off = (uint64_t)sqlite3_column_int64(q, 0);
+	*len = (uint64_t)sqlite3_column_int64(q, 1);
+	*entries = (uint64_t)sqlite3_column_int64(q, 2);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+/* Batch 1: messages 1-20 in folder 1. Batch 2: 0-4 into folder 2 (links) and new message 21.
+ * Batch 3: 5-9 into folder 3 (links only). Batch 4: 10-15 into folder 4 and new message 22.
+ * One container: [1..20][21][links 2][links 3][22][links 4]. */
+static void build_links(fixture *fx)
+{
+	for (unsigned i = 0; i < 20; i++)
+		add_ok(fx, i, 1, 1);
+	assert_int_equal(commit_ok(fx), 1);
+	for (unsigned i = 0; i < 5; i++)
+		add_ok(fx, i, 1, 2);
+	add_ok(fx, 20, 1, 1);
+	assert_int_equal(commit_ok(fx), 2);
+	for (unsigned i = 5; i < 10; i++)
+		add_ok(fx, i, 2, 3);
+	assert_int_equal(commit_ok(fx), 3);
+	for (unsigned i = 10; i < 16; i++)
+		add_ok(fx, i, 1, 4);
+	add_ok(fx, 21, 1, 1);
+	assert_int_equal(commit_ok(fx), 4);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM links"), 3);
+	assert_int_equal(meta_int(fx, "SELECT sum(entries) FROM links"), 16);
+	verify_clean(fx);
+}
+
+static void test_links_truncate(void **state)
+{
+	fixture *fx = *state;
+	damage_all d = {0};
+	uint64_t checked, damaged, off, len, n3, n4, o22, l22;
+	uint32_t cont;
+	char path[256];
+	arca_error e;
+	build_links(fx);
+	locate_links(fx, 3, &off, &len, &n3);
+	locate_links(fx, 4, &o22, &l22, &n4);
+	assert_int_equal(n3, 5);
+	assert_int_equal(n4, 6);
+	locate(fx, 22, &cont, &o22, &l22);
+	assert_true(o22 > off);
+	cpath(fx, cont, path, sizeof(path));
+	/* the cut goes through the links record of batch 3: it, message 22 and the links
+	 * record of batch 4 are lost; batch 2's links record and messages 1-21 are intact */
+	assert_int_equal(truncate(path, (off_t)(off + len / 2)), 0);
+	reopen(fx);
+	assert_int_equal(arca_store_verify(fx->s, damage_all_cb, &d, &checked, &damaged, &e),
+	                 ARCA_OK);
+	assert_int_equal(checked, 22);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.ids[0], 22);
+	assert_int_equal(d.zero, 2);
+	assert_int_equal(damaged, 3);
+	assert_non_null(strstr(d.zr[0], "links record of batch 3 (memberships of 5 messages) lost: "
+	                                "container c000001.dat truncated at offset"));
+	assert_non_null(strstr(d.zr[1], "links record of batch 4 (memberships of 6 messages) lost: "
+	                                "container c000001.dat truncated at offset"));
+	/* the whole links area cut, from batch 2 on: three records by batch */
+	locate_links(fx, 2, &off, &len, &n3);
+	assert_int_equal(truncate(path, (off_t)off), 0);
+	reopen(fx);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_verify(fx->s, damage_all_cb, &d, &checked, &damaged, &e),
+	                 ARCA_OK);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.zero, 3);
+	assert_non_null(strstr(d.zr[0], "links record of batch 2 (memberships of 5 messages) lost"));
+	assert_non_null(strstr(d.zr[1], "links record of batch 3 "));
+	assert_non_null(strstr(d.zr[2], "links record of batch 4 "));
+}
+
+static void test_links_flip(void **state)
+{
+	fixture *fx = *state;
+	damage_all d = {0};
+	uint64_t damaged, off, len, n;
+	char path[256];
+	arca_error e;
+	build_links(fx);
+	locate_links(fx, 3, &off, &len, &n);
+	cpath(fx, 1, path, sizeof(path));
+	flip_byte(path, off + len / 2);
+	assert_int_equal(arca_store_verify(fx->s, damage_all_cb, &d, NULL, &damaged, &e), ARCA_OK);
+	assert_int_equal(damaged, 1);
+	assert_int_equal(d.n, 0);
+	assert_non_null(strstr(d.zr[0], "links record of batch 3 (memberships of 5 messages) "
+	                                "damaged: authentication failed"));
+	/* a header byte (seq): still that record, by batch */
+	flip_byte(path, off + len / 2);
+	flip_byte(path, off + 16);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_verify(fx->s, damage_all_cb, &d, NULL, &damaged, &e), ARCA_OK);
+	assert_int_equal(damaged, 1);
+	assert_non_null(strstr(d.zr[0], "links record of batch 3 "));
+	flip_byte(path, off + 16);
+	verify_clean(fx);
+}
+
+/* Metadata that the containers do not back: a links row missing, an extra membership. */
+static void test_links_membership_check(void **state)
+{
+	fixture *fx = *state;
+	damage_all d = {0};
+	uint64_t damaged;
+	sqlite3 *db;
+	arca_error e;
+	build_links(fx);
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM links WHERE batch = 3;"
+	                              " INSERT INTO members VALUES(9, 17, 1, 4);", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	reopen(fx);
+	assert_int_equal(arca_store_verify(fx->s, damage_all_cb, &d, NULL, &damaged, &e), ARCA_OK);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(d.zero, 2);
+	assert_non_null(strstr(d.zr[0], "links record of batch 3 at c000001.dat offset"));
+	assert_non_null(strstr(d.zr[0], "unknown to metadata"));
+	assert_non_null(strstr(d.zr[1], "memberships of 1 messages in metadata are not held"));
+	assert_non_null(strstr(d.zr[1], "message 17"));
+}
+
+/* A format-2 store (no links table) opens read-only as is; a writer fills the table. */
+static void test_links_format2(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	uint64_t checked, damaged, off, len, n;
+	sqlite3 *db;
+	arca_error e;
+	build_links(fx);
+	add_ok(fx, 30, 1, 1);
+	commit_ok(fx);
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE links; UPDATE settings SET format = 2", NULL,
+	                              NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	assert_int_equal(arca_store_verify(ro, NULL, NULL, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 23);
+	assert_int_equal(damaged, 0);
+	arca_store_close(&ro);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), 2);
+	reopen(fx);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), ARCA_STORE_FORMAT);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM links"), 3);
+	locate_links(fx, 4, &off, &len, &n);
+	assert_int_equal(n, 6);
+	verify_clean(fx);
+	check_get(fx, 23, 30);
+	add_ok(fx, 2, 3, 5);
+	commit_ok(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM links"), 4);
+	verify_clean(fx);
+}
+
+static void test_links_recreate(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	char before[4096], after[4096];
+	uint64_t n;
+	arca_error e;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	const char *sql = "SELECT group_concat(x, ' ') FROM (SELECT batch || ':' || container || ':'"
+	                  " || offset || ':' || stored_size || ':' || entries AS x FROM links"
+	                  " ORDER BY container, offset)";
+	char *outs[2] = {before, after};
+	build_mixed(fx);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(sqlite3_open_v2(fx->meta, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		snprintf(outs[k], sizeof(before), "%s", (const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+		if (k == 1)
+			break;
+		arca_store_close(&fx->s);
+		unlink_meta(fx);
+		assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+		                                          damage_cb, &d, &n, &e), ARCA_OK);
+		assert_int_equal(d.n + d.zero, 0);
+	}
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM links"), 3);
+	assert_string_equal(before, after);
+	reopen(fx);
+	verify_clean(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1317,6 +1549,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dict_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_format1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_seeds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links_truncate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links_flip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links_membership_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links_format2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links_recreate, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
