@@ -152,6 +152,8 @@ typedef struct {
 	uint32_t id;
 	char *name;
 	uint64_t messages, raw_bytes;
+	uint64_t stored_bytes; /* container bytes of its messages (shared ones count in each) */
+	uint64_t index_bytes;  /* its search indexes, all stores */
 } arca_archive_info;
 arca_status arca_instance_archives(arca_instance *in, arca_archive_info **out, size_t *n,
                                    arca_error *err);

@@ -112,6 +112,15 @@ arca_status arca_instance_archives(arca_instance *in, arca_archive_info **out, s
 				v[i].messages += m;
 				v[i].raw_bytes += b;
 			}
+			if (arca_store_archive_stored(s->store, v[i].id, &b, NULL) == ARCA_OK)
+				v[i].stored_bytes += b;
+			{
+				char p[ARCA_PATH_MAX], wal[ARCA_PATH_MAX + 8];
+				if (inst_index_path(s, v[i].id, p, sizeof(p)) == ARCA_OK) {
+					snprintf(wal, sizeof(wal), "%s-wal", p);
+					v[i].index_bytes += arca_fs_du(p, false) + arca_fs_du(wal, false);
+				}
+			}
 		}
 	}
 	*out = v;

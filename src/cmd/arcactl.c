@@ -879,9 +879,11 @@ static int cmd_archives(int argc, char **argv)
 	if (json) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, json_pack("{s:s,s:I,s:I}", "name", v[i].name, "messages",
-			                                   (json_int_t)v[i].messages, "raw_bytes",
-			                                   (json_int_t)v[i].raw_bytes));
+			json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", v[i].name,
+			                                   "messages", (json_int_t)v[i].messages, "raw_bytes",
+			                                   (json_int_t)v[i].raw_bytes, "stored_bytes",
+			                                   (json_int_t)v[i].stored_bytes, "index_bytes",
+			                                   (json_int_t)v[i].index_bytes));
 		print_json(a);
 	} else {
 		for (size_t i = 0; i < n; i++)
@@ -971,9 +973,11 @@ static int cmd_stats(int argc, char **argv)
 			                  (json_int_t)s[i].meta_bytes, "index_bytes",
 			                  (json_int_t)s[i].index_bytes));
 		for (size_t i = 0; i < na; i++)
-			json_array_append_new(ja, json_pack("{s:s,s:I,s:I}", "name", a[i].name, "messages",
-			                                    (json_int_t)a[i].messages, "raw_bytes",
-			                                    (json_int_t)a[i].raw_bytes));
+			json_array_append_new(ja, json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", a[i].name,
+			                                    "messages", (json_int_t)a[i].messages, "raw_bytes",
+			                                    (json_int_t)a[i].raw_bytes, "stored_bytes",
+			                                    (json_int_t)a[i].stored_bytes, "index_bytes",
+			                                    (json_int_t)a[i].index_bytes));
 		print_json(json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "stores", js, "archives", ja,
 		                     "total", "messages", (json_int_t)t_msgs, "raw_bytes",
 		                     (json_int_t)t_raw, "stored_bytes", (json_int_t)t_stored, "meta_bytes",
@@ -990,10 +994,11 @@ static int cmd_stats(int argc, char **argv)
 		       (unsigned long long)t_msgs, (unsigned long long)t_raw,
 		       (unsigned long long)(t_stored + t_meta + t_index),
 		       t_raw ? (double)(t_stored + t_meta + t_index) / (double)t_raw : 0.0);
-		printf("\n%-30s %10s %12s\n", "ARCHIVE", "MESSAGES", "RAW");
+		printf("\n%-30s %10s %12s %12s %10s\n", "ARCHIVE", "MESSAGES", "RAW", "STORED", "INDEX");
 		for (size_t i = 0; i < na; i++)
-			printf("%-30s %10llu %12llu\n", a[i].name, (unsigned long long)a[i].messages,
-			       (unsigned long long)a[i].raw_bytes);
+			printf("%-30s %10llu %12llu %12llu %10llu\n", a[i].name,
+			       (unsigned long long)a[i].messages, (unsigned long long)a[i].raw_bytes,
+			       (unsigned long long)a[i].stored_bytes, (unsigned long long)a[i].index_bytes);
 	}
 	arca_store_infos_free(s, ns);
 	arca_archive_infos_free(a, na);

@@ -1139,6 +1139,15 @@ arca_status arca_store_archive_stats(arca_store *s, uint32_t archive_id, uint64_
 	                 raw_bytes != NULL ? raw_bytes : &dummy, err);
 }
 
+arca_status arca_store_archive_stored(arca_store *s, uint32_t archive_id, uint64_t *stored_bytes,
+                                      arca_error *err)
+{
+	int64_t a = archive_id;
+	return query_u64(s, "SELECT coalesce(sum(stored_size), 0) FROM messages WHERE id IN"
+	                 " (SELECT message_id FROM members WHERE archive_id = ?1)", &a, stored_bytes,
+	                 NULL, err);
+}
+
 arca_status arca_store_folder_count(arca_store *s, uint32_t folder_id, uint64_t *messages,
                                     arca_error *err)
 {

@@ -100,6 +100,10 @@ arca_status arca_store_stats_get(arca_store *s, arca_store_stats *out, arca_erro
 /* Per archive: messages (distinct) and raw bytes in that archive. */
 arca_status arca_store_archive_stats(arca_store *s, uint32_t archive_id, uint64_t *messages,
                                      uint64_t *raw_bytes, arca_error *err);
+/* Per archive: container bytes of the messages in that archive (shared content counts in
+ * every archive that holds it). */
+arca_status arca_store_archive_stored(arca_store *s, uint32_t archive_id, uint64_t *stored_bytes,
+                                      arca_error *err);
 /* Per folder: message count. */
 arca_status arca_store_folder_count(arca_store *s, uint32_t folder_id, uint64_t *messages,
                                     arca_error *err);
