@@ -166,7 +166,7 @@ arca_status inst_index_get(arca_instance *in, inst_store *s, uint32_t archive_id
 		return st;
 	}
 	x->writable = writable;
-	if (writable && s->store != NULL && s->store_writable) {
+	if (writable && s->store != NULL && s->store_writable && !in->rebuilding) {
 		st = index_catch_up(in, s, x, err);
 		if (st != ARCA_OK)
 			return st;

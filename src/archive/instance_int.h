@@ -44,6 +44,7 @@ struct arca_instance {
 	uint64_t store_max;
 	inst_store *stores;
 	size_t n_stores;
+	bool rebuilding; /* rebuild walks every membership itself: no catch-up on index open */
 };
 
 inst_store *inst_store_by_id(arca_instance *in, uint32_t id);

@@ -335,9 +335,10 @@ static arca_status rebuild_store_index(arca_instance *in, inst_store *s, uint64_
 	c.s = s;
 	c.err = err;
 	arca_buf_init(&c.scratch, ARCA_MAX_MESSAGE_SIZE);
-	/* indexes are opened inside the walk; their catch-up sees last_batch 0 only for new files,
-	 * so mark them caught up by walking everything here instead */
+	/* one walk over every membership fills every archive's (new, empty) index */
+	in->rebuilding = true;
 	st = arca_store_each_member(s->store, 0, 0, rebuild_cb, &c, err);
+	in->rebuilding = false;
 	for (size_t i = 0; i < s->n_ix; i++) {
 		if (!s->ixs[i].in_txn)
 			continue;
