@@ -160,6 +160,36 @@ typedef struct {
 	uint32_t store_id;
 } tagged_hit;
 
+/* After a crash between a store commit and the following index commit, an index lags its
+ * store. A search catches it up first when it may write and no import holds the store;
+ * otherwise it answers from the index as it is (an import catches up on its own). */
+static arca_status fresh_index(arca_instance *in, inst_store *s, uint32_t archive_id,
+                               arca_index **ix, arca_error *err)
+{
+	arca_status st = inst_store_open(in, s, false, err);
+	bool lag = false;
+	if (st != ARCA_OK)
+		return st;
+	st = inst_index_get(in, s, archive_id, false, ix, err);
+	if (st == ARCA_ERR_NOTFOUND) {
+		uint64_t m = 0;
+		lag = arca_store_archive_stats(s->store, archive_id, &m, NULL, NULL) == ARCA_OK && m > 0;
+	} else if (st == ARCA_OK) {
+		lag = arca_index_last_batch(*ix) < arca_store_last_batch(s->store);
+	} else {
+		return st;
+	}
+	if (!lag || (in->flags & ARCA_INSTANCE_READONLY) ||
+	    (s->state != ARCA_STORE_CURRENT && s->state != ARCA_STORE_NORMAL))
+		return st;
+	if (inst_store_open(in, s, true, NULL) != ARCA_OK) {
+		if ((st = inst_store_open(in, s, false, err)) != ARCA_OK)
+			return st;
+		return inst_index_get(in, s, archive_id, false, ix, err);
+	}
+	return inst_index_get(in, s, archive_id, true, ix, err);
+}
+
 static int cmp_newest(const void *a, const void *b)
 {
 	const tagged_hit *x = a, *y = b;
@@ -278,7 +308,7 @@ arca_status arca_instance_search(arca_instance *in, const char *query,
 			arca_search_opts so = {.order = opts->order, .limit = want, .want_snippets = false};
 			uint32_t *fids = NULL;
 			size_t nf = 0;
-			st = inst_index_get(in, s, arch[ai].id, false, &ix, err);
+			st = fresh_index(in, s, arch[ai].id, &ix, err);
 			if (st == ARCA_ERR_NOTFOUND) {
 				st = ARCA_OK;
 				continue;

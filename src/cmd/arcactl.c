@@ -549,7 +549,8 @@ static int cmd_search(int argc, char **argv)
 	so.archives = archives;
 	so.offset = (size_t)((page - 1) * per);
 	so.limit = (size_t)per;
-	if ((rc = open_instance(ARCA_INSTANCE_READONLY, &in)) != 0)
+	/* not read-only: a search may catch an index up after a crash (see fresh_index) */
+	if ((rc = open_instance(0, &in)) != 0)
 		return rc;
 	if (arca_instance_search(in, argv[optind], &so, &res, &err) != ARCA_OK) {
 		arca_instance_close(&in);
