@@ -271,6 +271,17 @@ arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
 	return ARCA_OK;
 }
 
+/* Drops the staged batch everywhere and stops the session: nothing of it was reported. */
+static void abort_batch(arca_ingest *ing, inst_store *s)
+{
+	arca_store_rollback(s->store);
+	inst_indexer_rollback(ing->indexer);
+	ing->failed = true;
+	ing->n_items = 0;
+	ing->pending_new = 0;
+	memset(&ing->pending, 0, sizeof(ing->pending));
+}
+
 static inst_store *current_store(arca_instance *in)
 {
 	for (size_t i = 0; i < in->n_stores; i++)
@@ -338,6 +349,11 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	    inst_folder_name(in, folder_id, apath_arch, sizeof(apath_arch), fpath, sizeof(fpath)) !=
 	        ARCA_OK)
 		return arca_error_set(err, ARCA_ERR_NOTFOUND, "unknown archive or folder id");
+	/* the index first: opening it may catch it up, which must happen before this message is
+	 * staged (catch-up reads committed batches only, see arca_store_each_member_since) */
+	st = inst_index_get(in, s, archive_id, true, &ix, err);
+	if (st != ARCA_OK)
+		return st;
 	item = &ing->items[ing->n_items];
 	arca_sha256(data, len, item->sha);
 	dest.archive_id = archive_id;
@@ -347,15 +363,8 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	dest.archive_time = (int64_t)time(NULL);
 	st = arca_store_add(s->store, data, len, item->sha, &dest, &added, err);
 	if (st != ARCA_OK) {
-		if (st == ARCA_ERR_NOSPACE || st == ARCA_ERR_IO || st == ARCA_ERR_DB) {
-			arca_store_rollback(s->store);
-			inst_indexer_rollback(ing->indexer);
-			ing->failed = true;
-			ing->n_items = 0;
-			memset(&ing->pending, 0, sizeof(ing->pending));
-		} else {
-			ing->stats.errors++;
-		}
+		/* the store rolled its whole staged batch back: so must we */
+		abort_batch(ing, s);
 		return st;
 	}
 	ing->pending.bytes += len;
@@ -376,15 +385,15 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	item->is_new = added.new_content;
 	ing->n_items++;
 
-	st = inst_index_get(in, s, archive_id, true, &ix, err);
-	if (st != ARCA_OK)
-		return st;
 	if (added.new_content || added.new_in_archive) {
 		/* parse here, index on the indexing thread */
 		arca_mime_info *info = NULL;
 		st = arca_mime_parse(data, len, &info, err);
-		if (st != ARCA_OK)
+		if (st != ARCA_OK) {
+			/* staged but not indexable (out of memory): never commit it unindexed */
+			abort_batch(ing, s);
 			return st;
+		}
 		if (info->warnings != 0) {
 			static __thread char warnbuf[256];
 			snprintf(warnbuf, sizeof(warnbuf), "%s", info->warning ? info->warning : "malformed");

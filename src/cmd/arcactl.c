@@ -433,8 +433,9 @@ static int cmd_import(int argc, char **argv)
 			}
 		}
 		st = arca_ingest_add(ing, m.data, m.len, archive_id, fid, &warning, &err);
-		if (st == ARCA_ERR_NOSPACE || st == ARCA_ERR_IO || st == ARCA_ERR_DB ||
-		    st == ARCA_ERR_STATE || st == ARCA_ERR_CRYPTO || st == ARCA_ERR_NOMEM) {
+		if (st != ARCA_OK && st != ARCA_ERR_LIMIT) {
+			/* anything but a message over the size limit ends the session: the staged
+			 * batch was dropped, only committed batches count */
 			fprintf(stderr, "arcactl: import stopped: %s: %s\n", m.origin, err.msg);
 			break;
 		}

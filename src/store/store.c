@@ -1081,9 +1081,11 @@ arca_status arca_store_each_member(arca_store *s, uint32_t archive_id, uint32_t 
 arca_status arca_store_each_member_since(arca_store *s, uint64_t after_batch,
                                          arca_store_member_cb cb, void *ctx, arca_error *err)
 {
-	int64_t a = (int64_t)after_batch;
-	return each(s, MEMBER_COLS "WHERE batch > ?1 ORDER BY batch, message_id", &a, 1, cb, ctx,
-	            err);
+	/* committed batches only: on a writer's handle the open batch's rows are visible too,
+	 * and an index must never take in what may still be rolled back */
+	int64_t a[2] = {(int64_t)after_batch, (int64_t)arca_store_last_batch(s)};
+	return each(s, MEMBER_COLS "WHERE batch > ?1 AND batch <= ?2 ORDER BY batch, message_id", a,
+	            2, cb, ctx, err);
 }
 
 static arca_status query_u64(arca_store *s, const char *sql, const int64_t *arg, uint64_t *v1,
