@@ -55,9 +55,14 @@ arca_status inst_index_message(arca_instance *in, inst_store *s, arca_index *ix,
 		return arca_index_add_folder(ix, msg_id, folder_id, err);
 	arca_buf_reset(scratch);
 	st = arca_store_get(s->store, msg_id, scratch, err);
-	if (st != ARCA_OK)
-		return st;
-	st = arca_store_msginfo_get(s->store, msg_id, &mi, err);
+	if (st == ARCA_OK)
+		st = arca_store_msginfo_get(s->store, msg_id, &mi, err);
+	if (st == ARCA_ERR_CORRUPT || st == ARCA_ERR_CRYPTO) {
+		/* a damaged record must not block indexing of the rest; verify reports it */
+		arca_log(ARCA_LOG_WARN, "index", "store %u message %llu not indexed: %s", s->id,
+		         (unsigned long long)msg_id, err ? err->msg : "damaged");
+		return ARCA_OK;
+	}
 	if (st != ARCA_OK)
 		return st;
 	return inst_index_doc(ix, msg_id, folder_id, scratch->data, scratch->len, mi.archive_time,
@@ -78,19 +83,11 @@ static arca_status catchup_cb(void *vctx, uint64_t msg_id, uint32_t archive_id, 
                               uint64_t batch)
 {
 	catchup_ctx *c = vctx;
-	arca_status st;
 	(void)batch;
 	if (archive_id != c->archive_id)
 		return ARCA_OK;
-	st = inst_index_message(c->in, c->s, c->ix, msg_id, folder_id, &c->scratch, c->err);
-	if (st == ARCA_ERR_CORRUPT || st == ARCA_ERR_CRYPTO) {
-		/* a damaged record must not block indexing of the rest; verify reports it */
-		arca_log(ARCA_LOG_WARN, "index", "store %u message %llu not indexed: %s", c->s->id,
-		         (unsigned long long)msg_id, c->err ? c->err->msg : "damaged");
-		return ARCA_OK;
-	}
 	c->n++;
-	return st;
+	return inst_index_message(c->in, c->s, c->ix, msg_id, folder_id, &c->scratch, c->err);
 }
 
 /* Brings an index up to the store's last committed batch (after a crash between the store

@@ -57,7 +57,8 @@ arca_status inst_index_get(arca_instance *in, inst_store *s, uint32_t archive_id
                            arca_index **out, arca_error *err);
 /* Index path of (store, archive). */
 arca_status inst_index_path(inst_store *s, uint32_t archive_id, char *out, size_t outsz);
-/* Parses a stored message and adds it to ix (or only the folder if already indexed). */
+/* Parses a stored message and adds it to ix (or only the folder if already indexed). A
+ * damaged record is logged and skipped (ARCA_OK): verify reports it. */
 arca_status inst_index_message(arca_instance *in, inst_store *s, arca_index *ix, uint64_t msg_id,
                                uint32_t folder_id, arca_buf *scratch, arca_error *err);
 arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, const void *data,

@@ -310,14 +310,8 @@ static arca_status rebuild_cb(void *vctx, uint64_t msg_id, uint32_t archive_id, 
 			c->s->ixs[i].in_txn = true;
 		}
 	}
-	st = inst_index_message(c->in, c->s, ix, msg_id, folder_id, &c->scratch, c->err);
-	if (st == ARCA_ERR_CORRUPT || st == ARCA_ERR_CRYPTO) {
-		arca_log(ARCA_LOG_WARN, "index", "store %u message %llu not indexed: %s", c->s->id,
-		         (unsigned long long)msg_id, c->err ? c->err->msg : "damaged");
-		return ARCA_OK;
-	}
 	c->n++;
-	return st;
+	return inst_index_message(c->in, c->s, ix, msg_id, folder_id, &c->scratch, c->err);
 }
 
 static arca_status rebuild_store_index(arca_instance *in, inst_store *s, uint64_t *docs,

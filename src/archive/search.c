@@ -101,7 +101,7 @@ static arca_status scope_archives(arca_instance *in, const arca_query *q,
 		for (size_t j = 0; j < cnt; j++)
 			if (strcmp(a[j].name, opts->archives[i]) == 0)
 				found = true;
-		if (!found && arca_query_n_archives(q) == 0) {
+		if (!found) {
 			archive_refs_free(a, cnt);
 			return arca_error_set(err, ARCA_ERR_NOTFOUND, "no archive named \"%s\"",
 			                      opts->archives[i]);

@@ -1105,11 +1105,13 @@ static int cmd_recreate(int argc, char **argv)
 		printf("skipped damaged record %s: %s\n", json_string_value(json_object_get(e, "id")),
 		       json_string_value(json_object_get(e, "reason")));
 	}
-	printf("store %llu: metadata recreated from the containers: %llu messages; index rebuilt\n",
-	       (unsigned long long)store, (unsigned long long)n);
+	printf("store %llu: metadata recreated from the containers: %llu messages; index rebuilt%s\n",
+	       (unsigned long long)store, (unsigned long long)n,
+	       json_array_size(d.list) ? " (damaged records were skipped, see above)" : "");
+	rc = json_array_size(d.list) ? EXIT_DAMAGED : 0;
 	json_decref(d.list);
 	arca_instance_close(&in);
-	return 0;
+	return rc;
 }
 
 static int cmd_rebuild_index(int argc, char **argv)

@@ -9,6 +9,10 @@
 #define ARCA_MIME_MAX_HEADERS 2000u                  /* header fields looked at per part */
 #define ARCA_MIME_MAX_ADDRESSES 2000u                /* addresses kept per address field */
 #define ARCA_MIME_MAX_FIELD (64u * 1024u)            /* bytes kept of one decoded header value */
+#define ARCA_MIME_MAX_HEADER_BYTES (256u * 1024u)    /* raw header bytes parsed per part */
+#define ARCA_MIME_MAX_HEADER_TOTAL (4u * 1024u * 1024u) /* raw header bytes parsed per message */
+#define ARCA_MIME_MAX_HEADERS_TOTAL 20000u           /* header fields parsed per message */
+#define ARCA_MIME_MAX_PARSE (64u * 1024u * 1024u)    /* bytes of one message parsed for indexing */
 #define ARCA_MIME_MAX_TEXT (4u * 1024u * 1024u)      /* UTF-8 text extracted per message */
 #define ARCA_MIME_MAX_ATTACHMENTS 500u               /* attachments listed per message */
 #define ARCA_QUERY_MAX_LEN 4096u                     /* bytes of one search query */
@@ -16,6 +20,13 @@
 #define ARCA_PATH_MAX 4096u                          /* file system path */
 #define ARCA_FOLDER_MAX 1024u                        /* bytes of a folder path */
 #define ARCA_NAME_MAX 256u                           /* archive/user/store name */
+#define ARCA_IMAP_MAX_LINE (64u * 1024u)             /* bytes of one IMAP command line (no literals, CRLF) */
+#define ARCA_IMAP_MAX_LITERAL (1024u * 1024u)        /* bytes of one IMAP literal (read-only server) */
+#define ARCA_IMAP_MAX_COMMAND (4u * 1024u * 1024u)   /* bytes of one IMAP command: lines plus literals */
+#define ARCA_IMAP_MAX_DEPTH 32u                      /* nested parenthesised lists in one command */
+#define ARCA_IMAP_MAX_ARGS 4096u                     /* argument nodes (atoms, strings, lists) per command */
+#define ARCA_IMAP_MAX_SECTION_PARTS 32u              /* part numbers in BODY[1.2.3...] */
+#define ARCA_IMAP_LITERAL_MINUS_MAX 4096u            /* {n+} without LITERAL+ (RFC 7888 LITERAL-) */
 #define ARCA_CONTAINER_MAX_SIZE (1024ull * 1024u * 1024u) /* roll container files at 1 GiB */
 
 #endif

@@ -869,50 +869,363 @@ static bool starts_with_header(const char *d, size_t n)
 	return i > 0 && i < n;
 }
 
-/* One pass over the lines: NULs in the header block, and an estimate of GMime's boundary
- * matching work (lines starting with "--" times the open multiparts, bounded by the number
- * of multipart Content-Type headers seen). Returns how many bytes GMime should parse. */
-static size_t prescan(ctx *c, const char *d, size_t n)
+/* ---- reduced view ---------------------------------------------------------------------
+ *
+ * GMime builds every header, address and part before the walk can apply the limits, and its
+ * memory is a large multiple of the input (a 10 MB Subject costs ~250 MB, 200,000 parts
+ * ~400 MB). So one pass over the lines decides what GMime gets to see: header fields are cut
+ * to ARCA_MIME_MAX_FIELD (at a line, UTF-8 and preferably list-item boundary, keeping the
+ * folding valid), fields beyond the count and byte budgets of their block or of the message
+ * are dropped, and the input ends after PART_LINES_MAX boundary lines or ARCA_MIME_MAX_PARSE
+ * bytes. The raw message is archived elsewhere; this view is only for indexing. A copy is
+ * made only when a field has to be cut or dropped; otherwise GMime reads the caller's bytes
+ * (possibly a prefix of them) in place. */
+
+/* Boundary lines (and embedded message header blocks) handed to GMime: the walk looks at
+ * ARCA_MIME_MAX_PARTS parts, the slack covers closing boundaries and containers. */
+#define PART_LINES_MAX (ARCA_MIME_MAX_PARTS + 100u)
+/* Content-* fields kept (cut to STRUCT_FIELD_MAX) in a block whose budget is spent, so that
+ * its structure (type, boundary, encoding) survives. */
+#define STRUCT_FIELDS_MAX 8u
+#define STRUCT_FIELD_MAX 1024u
+/* Distinct boundaries remembered; a message declaring more (or one the scan cannot read)
+ * makes every line starting with "--" count as a boundary line. */
+#define BOUNDARIES_MAX 64u
+#define BOUNDARY_LEN_MAX 200u
+
+enum { F_KEEP, F_CUT, F_DROP }; /* current header field: kept so far, truncated, dropped */
+
+typedef struct {
+	ctx *c;
+	const char *d;
+	size_t n;
+	arca_buf red;        /* the reduced copy, once an edit was needed */
+	bool copying;
+	size_t copied;       /* source bytes up to here are in red (or skipped) */
+	size_t removed;      /* source bytes dropped so far, less those inserted */
+	/* header block */
+	bool in_headers;
+	unsigned block_fields, block_extra;
+	size_t block_bytes;
+	bool block_message;  /* Content-Type: message/rfc822 etc.: the body is a header block */
+	bool block_has_ct, block_from_boundary;
+	unsigned total_fields;
+	size_t total_bytes;
+	/* current field */
+	int fmode;
+	size_t field_used, field_max;
+	bool field_budget_cut; /* field_max is what is left of the block/message budget */
+	bool in_ct, ct_multipart, ct_boundary;
+	/* structure */
+	bool digest;
+	bool any_dash;       /* boundaries unknown: every "--" line counts */
+	unsigned n_bounds;
+	unsigned objects;
+	unsigned multiparts; /* multipart Content-Type fields, at most 1024 */
+	const char *bounds[BOUNDARIES_MAX];
+	size_t bound_len[BOUNDARIES_MAX];
+} scan;
+
+/* Replaces source bytes [from, to) by ins in the reduced copy, starting it if needed. */
+static void scan_edit(scan *s, size_t from, size_t to, const char *ins, size_t ins_len)
 {
-	size_t pos = 0, work = 0, multiparts = 0;
-	bool in_headers = true, in_ct = false;
+	if (s->c->nomem)
+		return;
+	if (!s->copying) {
+		size_t cap = s->n < ARCA_MIME_MAX_PARSE ? s->n : ARCA_MIME_MAX_PARSE;
+		arca_buf_init(&s->red, SIZE_MAX);
+		/* The copy is never longer than the source prefix it reduces. */
+		if (arca_buf_reserve(&s->red, cap + 16) != ARCA_OK) {
+			s->c->nomem = true;
+			return;
+		}
+		s->copying = true;
+	}
+	if (arca_buf_append(&s->red, s->d + s->copied, from - s->copied) != ARCA_OK ||
+	    arca_buf_append(&s->red, ins, ins_len) != ARCA_OK)
+		s->c->nomem = true;
+	s->removed += to - from - ins_len;
+	s->copied = to;
+}
+
+static bool has_ci(const char *l, size_t ll, const char *what)
+{
+	size_t i, wl = strlen(what);
+	for (i = 0; i + wl <= ll; i++)
+		if (strncasecmp(l + i, what, wl) == 0)
+			return true;
+	return false;
+}
+
+/* Looks at a kept line of a Content-Type field: multipart, digest, message, boundary. */
+static void scan_ct_line(scan *s, const char *l, size_t ll)
+{
+	size_t i;
+	if (has_ci(l, ll, "multipart")) {
+		if (!s->ct_multipart && s->multiparts < 1024)
+			s->multiparts++;
+		s->ct_multipart = true;
+		if (has_ci(l, ll, "multipart/digest"))
+			s->digest = true;
+	}
+	if (has_ci(l, ll, "message/rfc822") || has_ci(l, ll, "message/news") ||
+	    has_ci(l, ll, "message/global"))
+		s->block_message = true;
+	for (i = 0; i + 8 <= ll; i++) {
+		size_t j, k;
+		if (strncasecmp(l + i, "boundary", 8) != 0)
+			continue;
+		j = i + 8;
+		while (j < ll && (l[j] == ' ' || l[j] == '\t'))
+			j++;
+		if (j >= ll || l[j] != '=')
+			continue;
+		j++;
+		while (j < ll && (l[j] == ' ' || l[j] == '\t'))
+			j++;
+		if (j < ll && l[j] == '"') {
+			for (k = ++j; k < ll && l[k] != '"'; k++)
+				;
+		} else {
+			for (k = j; k < ll && l[k] != ';' && l[k] != ' ' && l[k] != '\t' &&
+			    l[k] != '\r'; k++)
+				;
+		}
+		if (k == j || k - j > BOUNDARY_LEN_MAX)
+			continue;
+		s->ct_boundary = true;
+		unsigned b;
+		for (b = 0; b < s->n_bounds; b++)
+			if (s->bound_len[b] == k - j && memcmp(s->bounds[b], l + j, k - j) == 0)
+				break;
+		if (b < s->n_bounds)
+			continue;
+		if (s->n_bounds == BOUNDARIES_MAX) {
+			s->any_dash = true;
+			continue;
+		}
+		s->bounds[s->n_bounds] = l + j;
+		s->bound_len[s->n_bounds++] = k - j;
+	}
+}
+
+/* The current header field is over: a multipart type whose boundary the scan could not read
+ * (folded, RFC 2231 continuations) leaves only the crude count. */
+static void scan_field_end(scan *s)
+{
+	if (s->in_ct && s->ct_multipart && !s->ct_boundary)
+		s->any_dash = true;
+	s->in_ct = s->ct_multipart = s->ct_boundary = false;
+}
+
+static void scan_block_start(scan *s, bool from_boundary)
+{
+	s->in_headers = true;
+	s->block_fields = s->block_extra = 0;
+	s->block_bytes = 0;
+	s->block_message = s->block_has_ct = false;
+	s->block_from_boundary = from_boundary;
+	s->fmode = F_DROP; /* continuation lines before any field */
+	s->field_used = 0;
+	s->field_max = 0;
+}
+
+/* Where to cut a header line so that at most `room` bytes stay: after a ',' or white space
+ * near the end if there is one (whole addresses and words), never inside a UTF-8 sequence. */
+static size_t cut_point(const char *l, size_t room)
+{
+	size_t k = room, i;
+	for (i = k; i > 0 && k - i < 512; i--)
+		if (l[i - 1] == ',' || l[i - 1] == ' ' || l[i - 1] == '\t')
+			return i;
+	while (k > 0 && ((unsigned char)l[k] & 0xc0) == 0x80)
+		k--;
+	return k;
+}
+
+/* One line of a header block (not the empty line that ends it). */
+static void scan_header_line(scan *s, size_t pos, size_t ll, size_t next)
+{
+	const char *l = s->d + pos;
+	bool cont = l[0] == ' ' || l[0] == '\t';
+	size_t len = next - pos; /* with the line end */
+	if (!cont) {
+		scan_field_end(s);
+		s->block_fields++;
+		s->total_fields++;
+		bool structural = ll >= 8 && strncasecmp(l, "content-", 8) == 0;
+		bool over_count = s->block_fields > ARCA_MIME_MAX_HEADERS ||
+		    s->total_fields > ARCA_MIME_MAX_HEADERS_TOTAL;
+		bool over_bytes = s->block_bytes >= ARCA_MIME_MAX_HEADER_BYTES ||
+		    s->total_bytes >= ARCA_MIME_MAX_HEADER_TOTAL;
+		s->field_used = 0;
+		s->field_budget_cut = false;
+		s->fmode = F_KEEP;
+		s->field_max = ARCA_MIME_MAX_FIELD;
+		if (over_count || over_bytes) {
+			if (structural && s->block_extra < STRUCT_FIELDS_MAX) {
+				s->block_extra++;
+				s->field_max = STRUCT_FIELD_MAX;
+			} else {
+				s->fmode = F_DROP;
+			}
+			warn(s->c, ARCA_MIME_WARN_LIMIT, over_count ?
+			    "too many header fields, rest not indexed" :
+			    "header block too large, rest not indexed");
+		} else {
+			size_t r = ARCA_MIME_MAX_HEADER_BYTES - s->block_bytes;
+			if (r < s->field_max) {
+				s->field_max = r;
+				s->field_budget_cut = true;
+			}
+			r = ARCA_MIME_MAX_HEADER_TOTAL - s->total_bytes;
+			if (r < s->field_max) {
+				s->field_max = r;
+				s->field_budget_cut = true;
+			}
+		}
+		if (s->fmode == F_KEEP && ll >= 13 && strncasecmp(l, "content-type:", 13) == 0) {
+			s->in_ct = true;
+			s->block_has_ct = true;
+		}
+	}
+	if (s->fmode != F_KEEP) {
+		scan_edit(s, pos, next, "", 0);
+		return;
+	}
+	size_t keep = ll;
+	if (s->field_used + len > s->field_max) {
+		size_t room = s->field_max - s->field_used;
+		const char *term = ll > 0 && l[ll - 1] == '\r' ? "\r\n" : "\n";
+		size_t tl = strlen(term);
+		keep = room > tl + 1 ? cut_point(l, room - tl) : 0;
+		if (keep == 0 && !cont)
+			keep = 1; /* a field line keeps its first byte: GMime sees a field */
+		s->fmode = F_CUT;
+		warn(s->c, ARCA_MIME_WARN_LIMIT, s->field_budget_cut ?
+		    "header block too large, rest not indexed" :
+		    "header field too long, truncated for indexing");
+		if (keep == 0 || (cont && keep < 2)) {
+			scan_edit(s, pos, next, "", 0);
+			return;
+		}
+		scan_edit(s, pos + keep, next, term, tl);
+		len = keep + tl;
+	}
+	s->field_used += len;
+	s->block_bytes += len;
+	s->total_bytes += len;
+	if (s->in_ct)
+		scan_ct_line(s, l, keep);
+}
+
+/* Whether the line is a boundary line of the message (or could be one). */
+static bool scan_is_boundary(scan *s, const char *l, size_t ll)
+{
+	unsigned b;
+	if (ll < 2 || l[0] != '-' || l[1] != '-')
+		return false;
+	if (s->any_dash)
+		return true;
+	for (b = 0; b < s->n_bounds; b++)
+		if (ll >= 2 + s->bound_len[b] && memcmp(l + 2, s->bounds[b], s->bound_len[b]) == 0)
+			return true;
+	return false;
+}
+
+/* One pass over the lines: NULs in the header block, the reduced view described above, and
+ * an estimate of GMime's boundary matching work (lines starting with "--" times the open
+ * multiparts, bounded by the number of multipart Content-Type headers seen). Sets *out and
+ * returns its length: the bytes GMime should parse; *copy is the reduced copy to free (or
+ * NULL when GMime reads the caller's bytes). */
+static size_t prescan(ctx *c, const char *d, size_t n, const char **out, char **copy)
+{
+	size_t pos = 0, work = 0, cut = n;
+	bool first_block = true;
+	scan s;
+	memset(&s, 0, sizeof(s));
+	s.c = c;
+	s.d = d;
+	s.n = n;
+	scan_block_start(&s, false);
+	s.objects = 1;
 	while (pos < n) {
 		const char *nl = memchr(d + pos, '\n', n - pos);
 		size_t end = nl != NULL ? (size_t)(nl - d) : n, ll = end - pos;
+		size_t next = nl != NULL ? end + 1 : n;
 		const char *l = d + pos;
-		if (in_headers && (ll == 0 || (ll == 1 && l[0] == '\r'))) {
-			in_headers = false;
-			if (memchr(d, '\0', pos) != NULL)
-				warn(c, ARCA_MIME_WARN_BINARY, "NUL bytes in header block");
+		/* What GMime gets is capped, not the source: header lines shrink to at most
+		 * ARCA_MIME_MAX_FIELD; a body line straddling the cap is cut, a header line
+		 * dropped. */
+		size_t out_pos = pos - s.removed, grow = next - pos;
+		if (s.in_headers && grow > ARCA_MIME_MAX_FIELD)
+			grow = ARCA_MIME_MAX_FIELD;
+		if (out_pos + grow > ARCA_MIME_MAX_PARSE) {
+			cut = s.in_headers ? pos : pos + (ARCA_MIME_MAX_PARSE - out_pos);
+			warn(c, ARCA_MIME_WARN_LIMIT, "message too large, only the first %u MiB indexed",
+			    (unsigned)(ARCA_MIME_MAX_PARSE >> 20));
+			break;
 		}
 		if (ll >= 2 && l[0] == '-' && l[1] == '-') {
-			work += multiparts;
+			work += s.multiparts;
 			if (work > BOUNDARY_WORK_MAX) {
 				warn(c, ARCA_MIME_WARN_LIMIT,
 				    "MIME structure too complex, rest not parsed");
-				return pos;
+				cut = pos;
+				break;
 			}
-		}
-		if (ll > 0 && (l[0] == 'c' || l[0] == 'C'))
-			in_ct = ll >= 13 && strncasecmp(l, "content-type:", 13) == 0;
-		else if (ll == 0 || (l[0] != ' ' && l[0] != '\t'))
-			in_ct = false;
-		if (in_ct && multiparts < 1024 && memmem(l, ll, "ultipart", 8) != NULL)
-			multiparts++;
-		else if (in_ct && multiparts < 1024 && ll >= 9) {
-			/* any case */
-			size_t i;
-			for (i = 0; i + 9 <= ll; i++)
-				if (strncasecmp(l + i, "multipart", 9) == 0) {
-					multiparts++;
+			if (scan_is_boundary(&s, l, ll)) {
+				if (++s.objects > PART_LINES_MAX) {
+					warn(c, ARCA_MIME_WARN_LIMIT,
+					    "too many MIME parts, rest not indexed");
+					cut = pos;
 					break;
 				}
+				if (s.in_headers)
+					scan_field_end(&s);
+				scan_block_start(&s, true);
+				pos = next;
+				continue;
+			}
 		}
-		pos = end + 1;
+		if (s.in_headers) {
+			if (ll == 0 || (ll == 1 && l[0] == '\r')) {
+				scan_field_end(&s);
+				s.in_headers = false;
+				if (first_block && memchr(d, '\0', pos) != NULL)
+					warn(c, ARCA_MIME_WARN_BINARY, "NUL bytes in header block");
+				first_block = false;
+				/* the body of message/rfc822 (and of a typeless digest part) is
+				 * another header block */
+				if (s.block_message || (s.digest && s.block_from_boundary &&
+				    !s.block_has_ct)) {
+					if (++s.objects > PART_LINES_MAX) {
+						warn(c, ARCA_MIME_WARN_LIMIT,
+						    "too many MIME parts, rest not indexed");
+						cut = next;
+						break;
+					}
+					scan_block_start(&s, false);
+				}
+			} else {
+				scan_header_line(&s, pos, ll, next);
+			}
+		}
+		pos = next;
 	}
-	if (in_headers && memchr(d, '\0', n) != NULL)
+	if (pos >= n && s.in_headers && first_block && memchr(d, '\0', n) != NULL)
 		warn(c, ARCA_MIME_WARN_BINARY, "NUL bytes in header block");
-	return n;
+	if (s.copying) {
+		if (cut > s.copied)
+			scan_edit(&s, cut, cut, "", 0);
+		size_t rl = 0;
+		*copy = arca_buf_steal(&s.red, &rl);
+		*out = *copy;
+		return *copy != NULL ? rl : 0;
+	}
+	*copy = NULL;
+	*out = d;
+	return cut;
 }
 
 /* ---- entry points --------------------------------------------------------------------- */
@@ -996,11 +1309,13 @@ arca_status arca_mime_parse(const void *data, size_t len, arca_mime_info **out, 
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	size_t parse_len = 0;
+	char *copy = NULL;
 	if (len > 0 && starts_with_header(data, len)) {
-		parse_len = prescan(&c, data, len);
-		/* The stream reads the caller's bytes in place; GMime never writes to a stream it
-		 * parses, and the array is emptied before it is freed. */
-		arr = g_byte_array_new_take((guint8 *)(uintptr_t)data, parse_len);
+		const char *view;
+		parse_len = prescan(&c, data, len, &view, &copy);
+		/* The stream reads the caller's bytes (or the reduced copy) in place; GMime never
+		 * writes to a stream it parses, and the array is emptied before it is freed. */
+		arr = g_byte_array_new_take((guint8 *)(uintptr_t)view, parse_len);
 		stream = g_mime_stream_mem_new();
 		g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(stream), arr);
 		parser = g_mime_parser_new_with_stream(stream);
@@ -1024,6 +1339,7 @@ arca_status arca_mime_parse(const void *data, size_t len, arca_mime_info **out, 
 		(void)g_byte_array_steal(arr, NULL); /* the caller's buffer, not ours */
 		g_byte_array_unref(arr);
 	}
+	free(copy);
 	info->body_text = arca_buf_steal(&c.body, &info->body_text_len);
 	info->attachment_text = arca_buf_steal(&c.attach, &info->attachment_text_len);
 	arca_buf_free(&c.dec);

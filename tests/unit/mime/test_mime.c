@@ -372,6 +372,186 @@ static void test_many_parts(void **state)
 	free(d);
 }
 
+/* The bounds below apply before GMime builds anything: these inputs used to cost GMime
+ * hundreds of MB. Each must still yield the text that fits, with a limit warning. */
+static void test_long_subject(void **state)
+{
+	(void)state;
+	arca_buf b;
+	size_t len;
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	    "From: a@b.example\nSubject: first words \xc3\xa9t\xc3\xa9"), ARCA_OK);
+	for (size_t i = 0; b.len < 10u * 1024 * 1024; i++)
+		assert_int_equal(arca_buf_appendz(&b, i % 7 == 6 ? "\n \xc3\xa9l\xc3\xa8ve" :
+		    " lorem\xe2\x80\x94ipsum"), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "\nTo: c@d.example\n\nthe body\n"), ARCA_OK);
+	char *d = arca_buf_steal(&b, &len);
+	arca_mime_info *m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "header field too long, truncated for indexing");
+	assert_true(strncmp(m->subject, "first words \xc3\xa9t\xc3\xa9 lorem", 20) == 0);
+	assert_true(strlen(m->subject) > ARCA_MIME_MAX_FIELD / 2);
+	assert_true(strlen(m->subject) <= ARCA_MIME_MAX_FIELD);
+	assert_string_equal(m->to, "c@d.example");
+	assert_string_equal(m->from, "a@b.example");
+	assert_int_equal(m->date, 1704067200);
+	assert_string_equal(m->body_text, "the body\n");
+	arca_mime_info_free(&m);
+	free(d);
+
+	/* A 12 MB header block (two long fields, CRLF) */
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: hello"), ARCA_OK);
+	for (int i = 0; i < 600000; i++)
+		assert_int_equal(arca_buf_appendz(&b, " word word"), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "\r\nX-Long: "), ARCA_OK);
+	for (int i = 0; i < 600000; i++)
+		assert_int_equal(arca_buf_appendz(&b, "yyyyyyyyyy"), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n\r\nbody \xc3\xa9\r\n"), ARCA_OK);
+	d = arca_buf_steal(&b, &len);
+	m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_true(strncmp(m->subject, "hello word word", 15) == 0);
+	assert_int_equal(m->date, 1704067200);
+	assert_string_equal(m->body_text, "body \xc3\xa9\n");
+	arca_mime_info_free(&m);
+	free(d);
+}
+
+static void test_many_addresses(void **state)
+{
+	(void)state;
+	arca_buf b;
+	size_t len;
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: many\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\nTo: First <first@x.example>"), ARCA_OK);
+	for (int i = 0; i < 1600000; i++)
+		assert_int_equal(arca_buf_appendz(&b, i % 10 == 9 ? ",\n a@b.c" : ",a@b.c"), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "\nCc: cc@x.example\n\nbody\n"), ARCA_OK);
+	char *d = arca_buf_steal(&b, &len);
+	arca_mime_info *m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "header field too long, truncated for indexing");
+	assert_true(strncmp(m->to, "First <first@x.example>, a@b.c, a@b.c", 37) == 0);
+	/* cut after a whole address */
+	assert_true(strlen(m->to) > 5 && strcmp(m->to + strlen(m->to) - 5, "a@b.c") == 0);
+	assert_string_equal(m->cc, "cc@x.example");
+	assert_string_equal(m->body_text, "body\n");
+	arca_mime_info_free(&m);
+	free(d);
+}
+
+static void test_many_header_fields(void **state)
+{
+	(void)state;
+	arca_buf b;
+	size_t len;
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: lots\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"), ARCA_OK);
+	for (int i = 0; i < 1000000; i++)
+		assert_int_equal(arca_buf_printf(&b, "X-H%d: v\n", i), ARCA_OK);
+	/* beyond the budget, only Content-* fields (cut short) are kept */
+	assert_int_equal(arca_buf_appendz(&b, "From: late@x.example\n"
+	    "Content-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9\n"), ARCA_OK);
+	char *d = arca_buf_steal(&b, &len);
+	arca_mime_info *m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "too many header fields, rest not indexed");
+	assert_string_equal(m->subject, "lots");
+	assert_string_equal(m->from, "");
+	assert_string_equal(m->body_text, "caf\xc3\xa9\n");
+	arca_mime_info_free(&m);
+	free(d);
+
+	/* Part headers: a block over the byte budget */
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: parts\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	    "Content-Type: multipart/mixed; boundary=\"=b=\"\n\n--=b=\n"), ARCA_OK);
+	for (int i = 0; i < 5000; i++)
+		assert_int_equal(arca_buf_printf(&b, "X-H%d: %0200d\n", i, i), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "Content-Type: text/plain\n\npart one\n"
+	    "--=b=\nContent-Type: text/plain\n\npart two\n--=b=--\n"), ARCA_OK);
+	d = arca_buf_steal(&b, &len);
+	m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "header block too large, rest not indexed");
+	assert_string_equal(m->body_text, "part one\npart two");
+	arca_mime_info_free(&m);
+	free(d);
+}
+
+static void test_parts_cut(void **state)
+{
+	(void)state;
+	arca_buf b;
+	size_t len;
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: parts\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	    "Content-Type: multipart/mixed;\n boundary=\"----=_Part_1\"\n\n"
+	    "-- \nnot a boundary\n"), ARCA_OK);
+	for (int i = 0; i < 200000; i++)
+		assert_int_equal(arca_buf_printf(&b, "------=_Part_1\nContent-Type: text/plain\n\n"
+		    "t%d\n", i), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "------=_Part_1--\n"), ARCA_OK);
+	char *d = arca_buf_steal(&b, &len);
+	arca_mime_info *m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "too many MIME parts, rest not indexed");
+	assert_true(strncmp(m->body_text, "t0\nt1\nt2\n", 9) == 0);
+	assert_non_null(strstr(m->body_text, "\nt990\n"));
+	assert_null(strstr(m->body_text, "t1200"));
+	arca_mime_info_free(&m);
+	free(d);
+
+	/* Lines starting with "--" that are no boundary do not count. */
+	arca_buf_init(&b, SIZE_MAX);
+	assert_int_equal(arca_buf_appendz(&b, "Subject: dashes\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	    "Content-Type: multipart/mixed; boundary=xyz\n\n--xyz\n\nstart\n"), ARCA_OK);
+	for (int i = 0; i < 5000; i++)
+		assert_int_equal(arca_buf_appendz(&b, "-----\n"), ARCA_OK);
+	assert_int_equal(arca_buf_appendz(&b, "end\n--xyz--\n"), ARCA_OK);
+	d = arca_buf_steal(&b, &len);
+	m = parse_n(d, len);
+	assert_int_equal(m->warnings, 0);
+	assert_non_null(strstr(m->body_text, "-----\nend"));
+	arca_mime_info_free(&m);
+	free(d);
+}
+
+static void test_parse_cap(void **state)
+{
+	(void)state;
+	size_t len = ARCA_MIME_MAX_PARSE + 1024u * 1024u, hl;
+	const char *h = "Subject: huge\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+	    "Content-Type: multipart/mixed; boundary=q\n\n--q\n\nfirst part\n"
+	    "--q\nContent-Type: application/octet-stream\n\n";
+	char *d = malloc(len);
+	assert_non_null(d);
+	hl = strlen(h);
+	memcpy(d, h, hl);
+	memset(d + hl, 'z', len - hl);
+	for (size_t i = hl + 100; i < len; i += 100)
+		d[i] = '\n';
+	memcpy(d + len - 20, "\n--q--\n", 7);
+	arca_mime_info *m = parse_n(d, len);
+	assert_true(m->warnings & ARCA_MIME_WARN_LIMIT);
+	assert_string_equal(m->warning, "message too large, only the first 64 MiB indexed");
+	assert_string_equal(m->subject, "huge");
+	assert_string_equal(m->body_text, "first part");
+	assert_int_equal(m->n_attachments, 1);
+	assert_true(m->attachments[0].size < ARCA_MIME_MAX_PARSE);
+	assert_true(m->attachments[0].size > ARCA_MIME_MAX_PARSE - 1024);
+	arca_mime_info_free(&m);
+	free(d);
+}
+
 static void test_dates(void **state)
 {
 	(void)state;
@@ -483,6 +663,11 @@ int main(void)
 		cmocka_unit_test(test_bad_base64),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_many_parts),
+		cmocka_unit_test(test_long_subject),
+		cmocka_unit_test(test_many_addresses),
+		cmocka_unit_test(test_many_header_fields),
+		cmocka_unit_test(test_parts_cut),
+		cmocka_unit_test(test_parse_cap),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_text_limit),
