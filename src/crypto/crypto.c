@@ -2,6 +2,8 @@
  * Every function is stateless so that it can be called from any thread. */
 #include "crypto/crypto.h"
 
+#include "lib/hex.h"
+
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -129,17 +131,6 @@ void arca_hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 arca_status arca_hex_decode(const char *in, uint8_t *out, size_t outlen)
 {
 	size_t n = 0;
@@ -148,7 +139,7 @@ arca_status arca_hex_decode(const char *in, uint8_t *out, size_t outlen)
 		int v;
 		if (*p == '-' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
 			continue;
-		v = hexval(*p);
+		v = arca_hex_digit(*p);
 		if (v < 0 || n >= outlen)
 			return ARCA_ERR_INVALID;
 		if (hi < 0) {

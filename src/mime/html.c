@@ -3,6 +3,8 @@
  * longer than the input (every construct it decodes is at least as long as its UTF-8). */
 #include "mime/mime.h"
 
+#include "lib/hex.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -137,17 +139,6 @@ static bool is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Looks up a named entity (case-sensitive, as in HTML). Returns the code point or -1. */
 static long named_entity(const char *name, size_t n)
 {
@@ -177,7 +168,7 @@ static size_t decode_entity(out_state *o, const char *s, size_t n)
 		i = hex ? 3 : 2;
 		start = i;
 		while (i < n) {
-			int v = hex ? hexval((unsigned char)s[i]) : (s[i] >= '0' && s[i] <= '9' ?
+			int v = hex ? arca_hex_digit((unsigned char)s[i]) : (s[i] >= '0' && s[i] <= '9' ?
 			    s[i] - '0' : -1);
 			if (v < 0)
 				break;
