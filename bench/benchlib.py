@@ -40,7 +40,16 @@ def machine():
         os.cpu_count() or 0, cpu, mem / 2**30, platform.release(), load)
 
 
-def revision():
+def revision(arcactl=None):
+    """$BENCH_REVISION, else the text of ARCACTL.rev (a binary copied out of build/ with a note
+    of what it was built from), else git HEAD (+ a note when src/ has uncommitted changes)."""
+    if os.environ.get("BENCH_REVISION"):
+        return os.environ["BENCH_REVISION"]
+    if arcactl:
+        try:
+            return open(arcactl + ".rev").read().strip()
+        except OSError:
+            pass
     try:
         r = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True)

@@ -178,7 +178,7 @@ rows = [
 lines = []
 lines.append("## Ingest: SpamAssassin corpus, arcactl import vs notmuch new")
 lines.append("")
-lines.append("- date: %s; revision: %s" % (B.now(), B.revision()))
+lines.append("- date: %s; revision: %s" % (B.now(), B.revision(arcactl)))
 lines.append("- machine: %s" % B.machine())
 lines.append("- command: `bench/ingest.sh` (arcactl: `%s`)" % os.path.relpath(arcactl, os.path.dirname(here)))
 lines.append("- corpus: %d messages, %s raw (%d bytes), page cache warm for both tools" % (

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Search benchmark: a generated corpus (default 1,000,000 messages of ~4 KB) imported into one
-# archive, then a fixed set of queries timed with `arcactl search --json` (newest first and
-# --relevance). Prints the figures and rewrites the "search-N" section of bench/RESULTS.md.
+# archive, then a fixed set of queries timed in one process per order with `arcactl search-bench`
+# (newest first and --relevance). Prints the figures and rewrites the "search-N" section of
+# bench/RESULTS.md.
 #
 # Usage: bench/search.sh [--count N] [--avg-size BYTES] [--seed S] [--runs R] [--fresh]
 #   --count N       messages to generate (default 1000000)
@@ -11,7 +12,8 @@
 #   --runs R        timed runs per query and order (default 5; one untimed warm-up run first)
 #   --fresh         regenerate the corpus and re-import even if bench/data/ has them
 # Environment: ARCACTL (default build/src/cmd/arcactl), BENCH_DATA (default bench/data),
-#   NO_RESULTS=1 (do not touch RESULTS.md).
+#   NO_RESULTS=1 (do not touch RESULTS.md), BENCH_REVISION (revision to record; default: the
+#   text of $ARCACTL.rev if it exists, else git HEAD; set it when ARCACTL is a copied binary).
 # Reuse: the corpus (bench/data/search-N-A-sS.mbox + .json manifest) and the imported instance
 # (bench/data/search-N-A-sS.arca/ + .key + import.json) are kept and reused by later runs.
 set -euo pipefail
@@ -61,9 +63,13 @@ if [ ! -f "$base.import.json" ]; then
 		"$ARCACTL" --base "$base" --key-file "$key" import --archive bench --folder INBOX \
 		--format mbox --json "$mbox" >"$base.import.out" &
 	tpid=$!
-	# time -v's peak RSS counts the mapped mbox pages too: also sample the anonymous memory
-	peak=0
+	# time -v's peak RSS counts the mapped mbox pages too: also sample the anonymous memory;
+	# and the load average every 30 s (other work on the machine slows the import down)
+	peak=0 tick=0
+	: >"$base.load"
 	while kill -0 $tpid 2>/dev/null; do
+		[ $((tick % 30)) -eq 0 ] && echo "$(date +%T) $(cat /proc/loadavg)" >>"$base.load"
+		tick=$((tick + 1))
 		for c in $(pgrep -P $tpid); do
 			a=$(awk '/^RssAnon:/{print $2}' /proc/$c/status 2>/dev/null || true)
 			[ "${a:-0}" -gt "$peak" ] && peak=$a
@@ -80,7 +86,7 @@ fi
 # 3. queries
 args=(--arcactl "$ARCACTL" --base "$base" --key-file "$key" --seed "$seed" --runs "$runs"
 	--manifest "$mbox.json" --import "$base.import.json" --import-time "$base.import.time"
-	--stats "$base.stats.json" --du "$base.du" --rss-anon "$base.rssanon"
+	--stats "$base.stats.json" --du "$base.du" --rss-anon "$base.rssanon" --import-load "$base.load"
 	--command "bench/search.sh --count $count --avg-size $avg --seed $seed --runs $runs")
 [ -n "${NO_RESULTS:-}" ] && args+=(--no-results)
 python3 "$here/search.py" "${args[@]}"

@@ -6,10 +6,12 @@
 
 /* Rows are kept small (integer keys, WITHOUT ROWID members) because a store holds millions of
  * messages and re-archiving a corpus into another folder must cost only a few bytes each. */
-/* Format 2: where each dictionary record lies (the dictionary itself stays in the container). */
+/* Format 2: where each dictionary record lies (the dictionary itself stays in the container);
+ * since format 4 the location of its first copy, and the SHA-256 of the dictionary so copies
+ * can be cross-checked (NULL only if an upgrade found the record damaged). */
 #define DICTS_SQL \
 	"CREATE TABLE dicts(id INTEGER PRIMARY KEY, container INTEGER NOT NULL," \
-	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL);"
+	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL, sha256 BLOB);"
 /* Format 3: where each links record lies and how many entries it holds, so verify can tell
  * when memberships are no longer recoverable from the containers. One row per links record
  * (usually one per batch; a batch with more than ARCA_REC_LINKS_FLUSH bytes of entries has
@@ -17,6 +19,13 @@
 #define LINKS_SQL \
 	"CREATE TABLE links(batch INTEGER NOT NULL, container INTEGER NOT NULL," \
 	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL, entries INTEGER NOT NULL);"
+
+/* Format 4: every copy of every dictionary record (at least two per dictionary, plus one at
+ * the start of each container begun after it). A handful of rows per store. */
+#define DICT_COPIES_SQL \
+	"CREATE TABLE dict_copies(dict_id INTEGER NOT NULL, container INTEGER NOT NULL," \
+	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL," \
+	" PRIMARY KEY(container, offset)) WITHOUT ROWID;"
 
 static const char schema_sql[] =
 	"CREATE TABLE settings(id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,"
@@ -33,7 +42,7 @@ static const char schema_sql[] =
 	/* "memberships added after batch B" (index catch-up) */
 	"CREATE INDEX members_batch ON members(batch);"
 	"CREATE TABLE containers(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
-	DICTS_SQL LINKS_SQL;
+	DICTS_SQL LINKS_SQL DICT_COPIES_SQL;
 
 #define KCV_AAD "arca-store-key-check"
 #define KCV_LEN (ARCA_GCM_NONCE_LEN + 32 + ARCA_GCM_TAG_LEN)
@@ -179,11 +188,19 @@ arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err)
 		return st;
 	if (format == ARCA_STORE_FORMAT_V1)
 		st = arca_meta_exec(s->db, DICTS_SQL, err);
-	if (st == ARCA_OK)
+	else
+		st = arca_meta_exec(s->db, "ALTER TABLE dicts ADD COLUMN sha256 BLOB", err);
+	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V3)
 		st = arca_meta_exec(s->db, LINKS_SQL, err);
 	/* Old links records are found once by walking the containers, so verify covers them. */
-	if (st == ARCA_OK)
+	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V3)
 		st = arca_links_fill(s, err);
+	if (st == ARCA_OK)
+		st = arca_meta_exec(s->db, DICT_COPIES_SQL, err);
+	/* The existing dictionary records become first copies; arca_dict_ensure_copies then
+	 * writes the second ones. */
+	if (st == ARCA_OK)
+		st = arca_dict_upgrade(s, format, err);
 	snprintf(sql, sizeof(sql), "UPDATE settings SET format = %d WHERE id = 1", ARCA_STORE_FORMAT);
 	if (st == ARCA_OK)
 		st = arca_meta_exec(s->db, sql, err);

@@ -470,35 +470,63 @@ static void container_end(arca_store *s, vcont *c)
 	c->end = c->size < c->committed ? c->size : c->committed;
 }
 
-/* Re-reads every dictionary record named by metadata; a damaged one is reported once here
- * (msg_id 0) and then again, as the reason, for each message that uses it. */
+/* Re-reads every copy of every dictionary named by metadata. A damaged copy is reported once
+ * (msg_id 0); the messages that use the dictionary are reported only if no copy is intact
+ * (as the reason "dictionary N damaged: ...", for each of them). */
 static arca_status verify_dicts(verify_ctx *v, arca_error *err)
 {
+	arca_store *s = v->s;
+	arca_buf plain;
+	arca_status st;
 	sqlite3_stmt *q = NULL;
-	arca_status st = ARCA_OK;
 	int rc;
-	arca_dict_reset(v->s);
-	if (v->s->format == ARCA_STORE_FORMAT_V1)
+	if (s->format == ARCA_STORE_FORMAT_V1)
 		return ARCA_OK; /* format 1, not upgraded: no dictionaries */
-	rc = sqlite3_prepare_v2(v->s->db, "SELECT id, container, offset, stored_size FROM dicts"
-	                        " ORDER BY id", -1, &q, NULL);
-	if (rc != SQLITE_OK)
-		return arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
-	while (st == ARCA_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(q, 0);
-		const ZSTD_DDict *dd;
-		arca_error e;
-		st = add_known(v, (uint32_t)sqlite3_column_int64(q, 1),
-		               (uint64_t)sqlite3_column_int64(q, 2),
-		               (uint64_t)sqlite3_column_int64(q, 3), err);
-		if (id <= 0 || id > UINT32_MAX)
-			report(v, 0, "dictionary row with a bad id %lld in metadata", (long long)id);
-		else if (arca_dict_get(v->s, (uint32_t)id, &dd, &e) != ARCA_OK)
-			report(v, 0, "%s", e.msg);
-	}
+	/* The list of this snapshot (a reader may have opened before a dictionary or a copy). */
+	if ((st = arca_dict_reload(s, err)) != ARCA_OK)
+		return st;
+	rc = sqlite3_prepare_v2(s->db, "SELECT id FROM dicts WHERE id <= 0 OR id > 4294967295",
+	                        -1, &q, NULL);
+	while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+		report(v, 0, "dictionary row with a bad id %lld in metadata",
+		       (long long)sqlite3_column_int64(q, 0));
 	sqlite3_finalize(q);
-	if (st == ARCA_OK && rc != SQLITE_DONE)
-		st = arca_meta_err(v->s->db, rc, err, "cannot read dictionaries");
+	arca_buf_init(&plain, ARCA_REC_DICT_FIXED + ARCA_DICT_MAX);
+	for (size_t i = 0; i < s->ndicts && st == ARCA_OK; i++) {
+		arca_dict *d = &s->dicts[i];
+		char (*why)[200] = d->ncopies ? calloc(d->ncopies, sizeof(*why)) : NULL;
+		size_t ngood = 0;
+		const uint8_t *dict;
+		size_t dlen;
+		if (d->ncopies > 0 && why == NULL) {
+			st = arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+			break;
+		}
+		for (size_t k = 0; k < d->ncopies && st == ARCA_OK; k++) {
+			const arca_dict_copy *c = &d->copies[k];
+			if (c->container != 0)
+				st = add_known(v, c->container, c->offset, c->stored_size, err);
+			if (arca_dict_check_copy(s, d->id, d->has_sha ? d->sha : NULL, c, &plain, &dict,
+			                         &dlen, why[k], sizeof(why[k])))
+				ngood++;
+		}
+		for (size_t k = 0; k < d->ncopies && st == ARCA_OK; k++) {
+			const arca_dict_copy *c = &d->copies[k];
+			char name[32] = "(bad metadata row)";
+			if (why[k][0] == '\0')
+				continue;
+			if (c->container != 0)
+				arca_rec_container_name(name, sizeof(name), c->container);
+			report(v, 0, "dictionary %u copy at %s offset %llu damaged: %s; %s", (unsigned)d->id,
+			       name, (unsigned long long)c->offset, why[k],
+			       ngood ? "another copy is intact" : "no copy is intact");
+		}
+		if (d->ncopies == 0)
+			report(v, 0, "dictionary %u has no copy listed in metadata", (unsigned)d->id);
+		free(why);
+	}
+	arca_crypto_wipe(plain.data, plain.len);
+	arca_buf_free(&plain);
 	return st;
 }
 
@@ -584,7 +612,7 @@ static arca_status verify_links(verify_ctx *v, const vcont *conts, size_t nconts
 	sqlite3_stmt *q = NULL;
 	arca_status st = ARCA_OK;
 	int rc;
-	if (v->s->format < ARCA_STORE_FORMAT)
+	if (v->s->format < ARCA_STORE_FORMAT_V3)
 		return ARCA_OK; /* read-only open of an older store: links are found in the gaps */
 	v->has_links = true;
 	rc = sqlite3_prepare_v2(v->s->db, "SELECT batch, container, offset, stored_size, entries"
@@ -765,10 +793,11 @@ typedef struct {
 	arca_store_damage_cb dcb;
 	void *dctx;
 	ZSTD_DCtx *dctx_z;
-	sqlite3_stmt *ins_dict, *ins_link;
+	sqlite3_stmt *ins_dict, *ins_link, *ins_copy;
 	/* dictionaries recovered so far (they precede the records that use them) */
 	struct {
 		uint32_t id;
+		uint8_t sha[ARCA_SHA256_LEN];
 		ZSTD_DDict *ddict;
 	} *dicts;
 	size_t ndicts, capdicts;
@@ -1005,23 +1034,46 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t
 	return true;
 }
 
-/* Processes an authenticated dictionary record: keeps it for the content records after it
- * and records its location. */
+static bool insert_copy(rebuild *r, uint64_t id, uint32_t cid, uint64_t off, uint64_t len,
+                        arca_status *st, arca_error *err)
+{
+	int rc;
+	sqlite3_bind_int64(r->ins_copy, 1, (int64_t)id);
+	sqlite3_bind_int64(r->ins_copy, 2, cid);
+	sqlite3_bind_int64(r->ins_copy, 3, (int64_t)off);
+	sqlite3_bind_int64(r->ins_copy, 4, (int64_t)len);
+	rc = sqlite3_step(r->ins_copy);
+	sqlite3_reset(r->ins_copy);
+	if (rc != SQLITE_DONE)
+		*st = arca_meta_err(r->db, rc, err, "cannot insert dictionary copy");
+	return rc == SQLITE_DONE;
+}
+
+/* Processes an authenticated dictionary record: the first copy of a dictionary is kept for
+ * the content records after it and gives the dicts row; every copy with the same content
+ * gives a dict_copies row. A record with the id of another dictionary is refused. */
 static bool take_dict(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t off,
                       const char **why, arca_status *st, arca_error *err)
 {
 	const uint8_t *dict;
+	uint8_t sha[ARCA_SHA256_LEN];
+	uint64_t len = h->body_len + ARCA_REC_OVERHEAD;
 	size_t dlen;
 	ZSTD_DDict *dd;
 	int rc;
 	if (!arca_rec_dict_parse((const uint8_t *)r->plain.data, r->plain.len, h->seq, &dict, &dlen,
 	                         why))
 		return false;
+	arca_sha256(dict, dlen, sha);
 	for (size_t i = 0; i < r->ndicts; i++) {
-		if (r->dicts[i].id == h->seq) {
-			*why = "duplicate dictionary record (ignored)";
+		if (r->dicts[i].id != h->seq)
+			continue;
+		if (memcmp(r->dicts[i].sha, sha, sizeof(sha)) != 0) {
+			*why = "dictionary record differs from the first copy of this id (ignored)";
 			return false;
 		}
+		insert_copy(r, h->seq, cid, off, len, st, err);
+		return true;
 	}
 	if (r->ndicts == r->capdicts) {
 		size_t nc = r->capdicts ? 2 * r->capdicts : 4;
@@ -1038,15 +1090,19 @@ static bool take_dict(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t 
 		return false;
 	}
 	r->dicts[r->ndicts].id = (uint32_t)h->seq;
+	memcpy(r->dicts[r->ndicts].sha, sha, sizeof(sha));
 	r->dicts[r->ndicts++].ddict = dd;
 	sqlite3_bind_int64(r->ins_dict, 1, (int64_t)h->seq);
 	sqlite3_bind_int64(r->ins_dict, 2, cid);
 	sqlite3_bind_int64(r->ins_dict, 3, (int64_t)off);
-	sqlite3_bind_int64(r->ins_dict, 4, (int64_t)(h->body_len + ARCA_REC_OVERHEAD));
+	sqlite3_bind_int64(r->ins_dict, 4, (int64_t)len);
+	sqlite3_bind_blob(r->ins_dict, 5, sha, sizeof(sha), SQLITE_TRANSIENT);
 	rc = sqlite3_step(r->ins_dict);
 	sqlite3_reset(r->ins_dict);
 	if (rc != SQLITE_DONE)
 		*st = arca_meta_err(r->db, rc, err, "cannot insert dictionary");
+	else
+		insert_copy(r, h->seq, cid, off, len, st, err);
 	return true;
 }
 
@@ -1123,8 +1179,18 @@ static arca_status walk_container(rebuild *r, const char *path, uint32_t cid, ui
 				break;
 			}
 		}
-		rb_report(r, 0, "damaged data at %s offset %llu (%llu bytes skipped): %s", name,
-		          (unsigned long long)pos, (unsigned long long)(next - pos), why);
+		{
+			/* A damaged dictionary copy costs nothing while another copy is intact. */
+			arca_rec_hdr h3;
+			const char *w3;
+			char what[112] = "";
+			if (size - pos >= ARCA_REC_HDR_LEN && arca_rec_hdr_decode(map + pos, &h3, &w3) &&
+			    h3.type == ARCA_REC_DICT)
+				snprintf(what, sizeof(what), " (starting with a copy of dictionary %llu; "
+				         "any intact copy is used)", (unsigned long long)h3.seq);
+			rb_report(r, 0, "damaged data at %s offset %llu (%llu bytes skipped): %s%s", name,
+			          (unsigned long long)pos, (unsigned long long)(next - pos), why, what);
+		}
 		pos = next;
 	}
 	if (map != NULL)
@@ -1274,8 +1340,12 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 		rc = sqlite3_prepare_v2(r.db, "INSERT INTO containers(id, committed_len) VALUES(?,?)",
 		                        -1, &r.ins_cont, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(r.db, "INSERT INTO dicts(id, container, offset, stored_size)"
-		                        " VALUES(?,?,?,?)", -1, &r.ins_dict, NULL);
+		rc = sqlite3_prepare_v2(r.db, "INSERT INTO dicts(id, container, offset, stored_size,"
+		                        " sha256) VALUES(?,?,?,?,?)", -1, &r.ins_dict, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(r.db, "INSERT OR IGNORE INTO dict_copies(dict_id, container,"
+		                        " offset, stored_size) VALUES(?,?,?,?)", -1, &r.ins_copy,
+		                        NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(r.db, "INSERT INTO links(batch, container, offset,"
 		                        " stored_size, entries) VALUES(?,?,?,?,?)", -1, &r.ins_link,
@@ -1319,6 +1389,7 @@ out:
 	sqlite3_finalize(r.ins_cont);
 	sqlite3_finalize(r.ins_dict);
 	sqlite3_finalize(r.ins_link);
+	sqlite3_finalize(r.ins_copy);
 	for (size_t i = 0; i < r.ndicts; i++)
 		ZSTD_freeDDict(r.dicts[i].ddict);
 	free(r.dicts);

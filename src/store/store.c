@@ -140,7 +140,7 @@ static void store_free(arca_store *s)
 {
 	sqlite3_stmt **sts[] = {&s->st_lookup, &s->st_msg, &s->st_ins_msg, &s->st_ins_mem,
 	                        &s->st_has_mem, &s->st_in_arch, &s->st_upd_cont, &s->st_ins_cont,
-	                        &s->st_upd_set, &s->st_ins_link};
+	                        &s->st_upd_set, &s->st_ins_link, &s->st_ins_dcopy};
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
 		sqlite3_finalize(*sts[i]);
 		*sts[i] = NULL;
@@ -346,6 +346,7 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	arca_buf_init(&s->plain, BUF_MAX);
 	arca_buf_init(&s->rec, BUF_MAX);
 	arca_buf_init(&s->rbuf, BUF_MAX);
+	arca_buf_init(&s->dict_rec, ARCA_REC_OVERHEAD + ARCA_REC_DICT_FIXED + ARCA_DICT_MAX);
 	s->cctx = ZSTD_createCCtx();
 	s->dctx = ZSTD_createDCtx();
 	if (s->cctx == NULL || s->dctx == NULL) {
@@ -415,9 +416,14 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 		                     " WHERE id = 1", err, &st);
 		s->st_ins_link = prep(s, "INSERT INTO links(batch, container, offset, stored_size,"
 		                      " entries) VALUES(?,?,?,?,?)", err, &st);
+		s->st_ins_dcopy = prep(s, "INSERT INTO dict_copies(dict_id, container, offset,"
+		                       " stored_size) VALUES(?,?,?,?)", err, &st);
 	}
 	if (st != ARCA_OK)
 		goto fail;
+	/* An upgraded store's dictionaries have one copy: give them a second one now. */
+	if (!s->readonly)
+		arca_dict_ensure_copies(s);
 	*out = s;
 	return ARCA_OK;
 fail:
@@ -534,6 +540,34 @@ arca_status arca_store_batch_begin(arca_store *s, arca_error *err)
 	return ARCA_OK;
 }
 
+arca_status arca_store_ins_dict_copy(arca_store *s, uint32_t dict_id, uint32_t cid, uint64_t off,
+                                     uint64_t len, arca_error *err)
+{
+	int rc;
+	sqlite3_bind_int64(s->st_ins_dcopy, 1, dict_id);
+	sqlite3_bind_int64(s->st_ins_dcopy, 2, cid);
+	sqlite3_bind_int64(s->st_ins_dcopy, 3, (int64_t)off);
+	sqlite3_bind_int64(s->st_ins_dcopy, 4, (int64_t)len);
+	rc = step_done(s->st_ins_dcopy);
+	return rc == SQLITE_OK ? ARCA_OK : arca_meta_err(s->db, rc, err,
+	                                                 "cannot record dictionary copy");
+}
+
+/* A new container starts with a copy of the dictionary new records use (before any record
+ * that uses it), so damage to earlier containers never costs the messages in this one. The
+ * copy and its dict_copies row are part of the batch: durable with it. */
+static arca_status container_dict_copy(arca_store *s, uint32_t cid, arca_error *err)
+{
+	const arca_buf *r = arca_dict_current_record(s);
+	uint64_t off = s->c[cid].end;
+	arca_status st;
+	if (r == NULL)
+		return ARCA_OK; /* no dictionary, or unusable: records are written without */
+	if ((st = container_write(s, cid, r->data, r->len, err)) != ARCA_OK)
+		return st;
+	return arca_store_ins_dict_copy(s, s->dict_cur, cid, off, r->len, err);
+}
+
 /* Picks the container for a record of len bytes, starting a new one when needed. */
 static arca_status container_for(arca_store *s, size_t len, uint32_t *id, arca_error *err)
 {
@@ -573,7 +607,7 @@ static arca_status container_for(arca_store *s, size_t len, uint32_t *id, arca_e
 	s->roll = false;
 	s->dir_dirty = true;
 	*id = nid;
-	return ARCA_OK;
+	return container_dict_copy(s, nid, err);
 }
 
 arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off, arca_error *err)

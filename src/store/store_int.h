@@ -14,11 +14,14 @@
 #include "lib/limits.h"
 #include "store/store.h"
 
-/* settings.format of the metadata database. 2 added the dicts table, 3 the links table; a
- * format-1 or -2 database is still opened (read-only as is, a writer upgrades it in place). */
-#define ARCA_STORE_FORMAT 3
+/* settings.format of the metadata database. 2 added the dicts table, 3 the links table, 4 the
+ * dict_copies table and dicts.sha256 (every dictionary record written at least twice); a
+ * format-1, -2 or -3 database is still opened (read-only as is, a writer upgrades it in
+ * place). */
+#define ARCA_STORE_FORMAT 4
 #define ARCA_STORE_FORMAT_V1 1
 #define ARCA_STORE_FORMAT_V2 2
+#define ARCA_STORE_FORMAT_V3 3
 
 #define ARCA_REC_MAGIC "ARC1"
 /* Record version 2 added the dictionary id to the content inner plaintext and the dictionary
@@ -155,14 +158,23 @@ typedef struct {
 	uint64_t end;       /* writer: end of data incl. staged records */
 } arca_container;
 
-/* A dictionary known to the handle (a dicts row); loaded lazily from its record. */
+/* One copy of a dictionary record (a dict_copies row; the dicts row before format 4). */
 typedef struct {
-	uint32_t id;
-	uint32_t container;
+	uint32_t container; /* 0: bad metadata row */
 	uint64_t offset;
 	uint64_t stored_size;
+} arca_dict_copy;
+
+/* A dictionary known to the handle (a dicts row and its copies); loaded lazily from the
+ * first copy that authenticates. */
+typedef struct {
+	uint32_t id;
+	bool has_sha;        /* sha256 known (NULL after an upgrade that found it damaged) */
+	uint8_t sha[ARCA_SHA256_LEN]; /* SHA-256 of the zstd dictionary bytes */
+	arca_dict_copy *copies;
+	size_t ncopies;
 	bool loaded;         /* load attempted: ddict set, or bad with why */
-	char why[200];       /* reason the dictionary is unusable */
+	char why[240];       /* reason the dictionary is unusable */
 	ZSTD_DDict *ddict;
 } arca_dict;
 
@@ -177,7 +189,7 @@ struct arca_store {
 	int lock_fd;   /* flock on content_dir: one writer */
 	sqlite3 *db;
 	sqlite3_stmt *st_lookup, *st_msg, *st_ins_msg, *st_ins_mem, *st_has_mem, *st_in_arch;
-	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set, *st_ins_link;
+	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set, *st_ins_link, *st_ins_dcopy;
 	arca_container *c; /* indexed by container id; slot 0 unused */
 	uint32_t nc;       /* slots allocated */
 	uint32_t cur;      /* container appended to (0: none yet) */
@@ -200,6 +212,8 @@ struct arca_store {
 	uint32_t dict_cur;     /* writer: dictionary for new content records (0: none) */
 	ZSTD_CDict *cdict;     /* for dict_cur, created lazily */
 	bool cdict_failed;     /* dict_cur is unusable: compress without */
+	arca_buf dict_rec;     /* writer: an authenticated record of dict_cur, copied to the start
+	                        * of every new container (empty: not loaded yet) */
 	uint64_t nodict_msgs;  /* writer: committed messages while the store has no dictionary */
 	uint64_t dict_min;     /* train when nodict_msgs reaches this (0: never) */
 	uint64_t dict_next_try; /* after a failed training: retry at this count */
@@ -230,6 +244,9 @@ arca_status arca_store_read_record(arca_store *s, const arca_store_msgrow *m, ar
 arca_status arca_store_batch_begin(arca_store *s, arca_error *err);
 /* Writes s->rec at the end of the current container; its location goes to cid, off. */
 arca_status arca_store_write_record(arca_store *s, uint32_t *cid, uint64_t *off, arca_error *err);
+/* Inserts a dict_copies row in the open batch transaction. */
+arca_status arca_store_ins_dict_copy(arca_store *s, uint32_t dict_id, uint32_t cid, uint64_t off,
+                                     uint64_t len, arca_error *err);
 /* fdatasync containers, update containers/settings (last_batch = b), COMMIT. On failure the
  * batch is dropped (or the handle poisoned if the outcome is unknown). */
 arca_status arca_store_batch_commit(arca_store *s, uint64_t b, arca_error *err);
@@ -244,13 +261,29 @@ arca_status arca_links_fill(arca_store *s, arca_error *err);
 
 /* ---- dict.c: dictionaries ---- */
 
-/* Reads the dicts rows into s->dicts (nothing loaded yet); no table (format 1) is fine. */
+/* Reads the dicts rows and their copies into s->dicts (nothing loaded yet); no table
+ * (format 1) is fine. */
 arca_status arca_dict_list(arca_store *s, arca_error *err);
+/* Checks one copy of dictionary id (sha: expected SHA-256 of the dictionary, or NULL): header,
+ * authentication, content. On success s->rbuf holds the record, plain its plaintext and
+ * *dict, *dlen the dictionary inside plain; otherwise why (whysz bytes) gets the reason. */
+bool arca_dict_check_copy(arca_store *s, uint32_t id, const uint8_t *sha,
+                          const arca_dict_copy *c, arca_buf *plain, const uint8_t **dict,
+                          size_t *dlen, char *why, size_t whysz);
+/* Upgrade to format 4 inside arca_meta_upgrade's transaction: dicts.sha256 (from the record,
+ * NULL if it is damaged) and dict_copies (the dicts row as the first copy). */
+arca_status arca_dict_upgrade(arca_store *s, int format, arca_error *err);
+/* Writer open: a dictionary with fewer than two copies (an upgraded store) that still has an
+ * intact one gets another copy, in its own commit. Failures are logged. */
+void arca_dict_ensure_copies(arca_store *s);
+/* Writer: the record of the dictionary new content records use, to copy at the start of a
+ * new container (NULL: none, or unusable; then records are written without). */
+const arca_buf *arca_dict_current_record(arca_store *s);
 /* The decompression dictionary id: loads and checks its record on first use. On failure err
  * says "dictionary N damaged: ..." or "dictionary N unknown". */
 arca_status arca_dict_get(arca_store *s, uint32_t id, const ZSTD_DDict **ddict, arca_error *err);
-/* Forgets loaded dictionaries (verify re-reads them). */
-void arca_dict_reset(arca_store *s);
+/* Forgets loaded dictionaries and lists them again (verify re-reads them, in its snapshot). */
+arca_status arca_dict_reload(arca_store *s, arca_error *err);
 void arca_dict_free(arca_store *s);
 /* Compression dictionary for new content records: *id 0 and *cdict NULL if none. */
 void arca_dict_for_write(arca_store *s, uint32_t *id, const ZSTD_CDict **cdict);

@@ -4,6 +4,7 @@ import collections
 import os
 import shutil
 import random
+import re
 import signal
 import subprocess
 
@@ -36,9 +37,10 @@ def check_after_kill(inst, log, corpus, rng, kill_no):
     ids = [(s, i) for s, i in committed.items() if ID_RE.match(i)]
     for sha, msg_id in rng.sample(ids, min(4, len(ids))):
         mid = header_value(corpus.file_by_sha[sha].read_bytes(), "Message-ID")
-        if not mid or '"' in mid:
+        m = re.search(r"<([^<>\s\"]+)>", mid or "")
+        if not m:
             continue
-        hits = {h["id"] for h in search(inst, 'message-id:"%s"' % mid.strip().strip("<>"))}
+        hits = {h["id"] for h in search(inst, 'message-id:"%s"' % m.group(1))}
         assert msg_id in hits, "after kill %d: search for %s does not find %s (hits %r)" % (
             kill_no, mid, msg_id, sorted(hits)[:5])
     return committed

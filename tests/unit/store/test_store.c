@@ -1134,30 +1134,95 @@ static void test_dict_recreate(void **state)
 	verify_clean(fx);
 }
 
+/* Turns a format-4 database into its format-3 shape: dicts without sha256, no dict_copies
+ * (the dicts row is then the only copy: use only where the container holds just that one). */
+#define TO_FORMAT3_SQL \
+	"DROP TABLE dict_copies; CREATE TABLE d3(id INTEGER PRIMARY KEY, container INTEGER NOT NULL," \
+	" offset INTEGER NOT NULL, stored_size INTEGER NOT NULL);" \
+	" INSERT INTO d3 SELECT id, container, offset, stored_size FROM dicts; DROP TABLE dicts;" \
+	" ALTER TABLE d3 RENAME TO dicts; UPDATE settings SET format = 3;"
+
+/* Location of the k-th copy (in container order) of dictionary 1. */
+static void dict_copy_at(fixture *fx, int k, uint32_t *cont, uint64_t *off, uint64_t *len)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT %%s FROM dict_copies WHERE dict_id = 1 ORDER BY container,"
+	         " offset LIMIT 1 OFFSET %d", k);
+	{
+		char q[200];
+		snprintf(q, sizeof(q), sql, "container");
+		*cont = (uint32_t)meta_int(fx, q);
+		snprintf(q, sizeof(q), sql, "offset");
+		*off = (uint64_t)meta_int(fx, q);
+		snprintf(q, sizeof(q), sql, "stored_size");
+		*len = (uint64_t)meta_int(fx, q);
+	}
+}
+
+/* One flipped byte in a dictionary copy costs nothing but that copy; only when every copy is
+ * damaged are the messages that use the dictionary lost (and named). */
 static void test_dict_damaged(void **state)
 {
 	fixture *fx = *state;
 	resolve_ctx r = {0};
 	damage_list d = {0};
-	uint64_t checked, damaged, n, off;
-	char path[256];
+	uint64_t checked, damaged, n, off1, off2, len1, len2;
+	uint32_t c1, c2;
+	char path[256], want[128];
 	arca_buf out;
 	arca_error e;
 	build_dict(fx);
-	off = (uint64_t)meta_int(fx, "SELECT offset FROM dicts WHERE id = 1");
-	cpath(fx, (uint32_t)meta_int(fx, "SELECT container FROM dicts WHERE id = 1"), path,
-	      sizeof(path));
-	flip_byte(path, off + 500);
+	/* two adjacent copies at training, both listed, and the dictionary's hash */
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies WHERE dict_id = 1"), 2);
+	assert_int_equal(meta_int(fx, "SELECT length(sha256) FROM dicts WHERE id = 1"), 32);
+	dict_copy_at(fx, 0, &c1, &off1, &len1);
+	dict_copy_at(fx, 1, &c2, &off2, &len2);
+	assert_int_equal(c1, c2);
+	assert_int_equal(off2, off1 + len1);
+	assert_int_equal(len1, len2);
+	assert_int_equal(meta_int(fx, "SELECT offset FROM dicts WHERE id = 1"), (int64_t)off1);
+	cpath(fx, c1, path, sizeof(path));
+	flip_byte(path, off1 + 500);
 	reopen(fx);
+	/* the first copy is damaged: only it is reported, every message reads */
 	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
 	assert_int_equal(checked, 80);
-	/* the dictionary itself (msg 0) and exactly the 40 messages that use it */
+	assert_int_equal(damaged, 1);
 	assert_int_equal(d.zero, 1);
-	assert_int_equal(d.n, 40);
-	for (unsigned i = 0; i < 40; i++)
+	assert_int_equal(d.n, 0);
+	snprintf(want, sizeof(want), "dictionary 1 copy at c000001.dat offset %llu damaged: "
+	         "authentication failed", (unsigned long long)off1);
+	assert_non_null(strstr(d.last, want));
+	assert_non_null(strstr(d.last, "another copy is intact"));
+	for (unsigned i = 0; i < 80; i++)
+		check_get(fx, i + 1, i);
+	/* a reader too */
+	{
+		arca_store *ro = NULL;
+		arca_buf_init(&out, 1 << 20);
+		assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+		                 ARCA_OK);
+		assert_int_equal(arca_store_get(ro, 45, &out, &e), ARCA_OK);
+		arca_store_close(&ro);
+		arca_buf_free(&out);
+	}
+	/* the writer goes on compressing with it */
+	add_ok(fx, 300, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(rec_dict_id(fx, 81), 1);
+	check_get(fx, 81, 300);
+	/* both copies damaged: now the dictionary and its 41 dependants are lost */
+	flip_byte(path, off2 + 700);
+	reopen(fx);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 81);
+	assert_int_equal(d.zero, 2);
+	assert_int_equal(d.n, 41);
+	for (unsigned i = 0; i < 41; i++)
 		assert_int_equal(d.ids[i], 41 + i);
-	assert_int_equal(damaged, 41);
-	assert_non_null(strstr(d.last, "dictionary 1 damaged"));
+	assert_int_equal(damaged, 43);
+	assert_non_null(strstr(d.last, "dictionary 1 damaged: all 2 copies damaged"));
 	assert_non_null(strstr(d.last, "authentication failed"));
 	arca_buf_init(&out, 1 << 20);
 	assert_int_equal(arca_store_get(fx->s, 45, &out, &e), ARCA_ERR_CORRUPT);
@@ -1166,10 +1231,10 @@ static void test_dict_damaged(void **state)
 	arca_buf_free(&out);
 	check_get(fx, 40, 39);
 	/* the writer does not use a dictionary it cannot read back */
-	add_ok(fx, 300, 1, 1);
+	add_ok(fx, 301, 1, 1);
 	commit_ok(fx);
-	assert_int_equal(rec_dict_id(fx, 81), 0);
-	check_get(fx, 81, 300);
+	assert_int_equal(rec_dict_id(fx, 82), 0);
+	check_get(fx, 82, 301);
 	/* recreate: the dictionary's dependants are lost and named, the rest recovered */
 	arca_store_close(&fx->s);
 	unlink_meta(fx);
@@ -1177,12 +1242,109 @@ static void test_dict_damaged(void **state)
 	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
 	                                          damage_cb, &d, &n, &e), ARCA_OK);
 	assert_int_equal(n, 41);
-	assert_int_equal(d.n, 40);
+	assert_int_equal(d.n, 41);
+	assert_int_equal(d.zero, 1); /* the adjacent copies are one damaged region */
 	assert_non_null(strstr(d.last, "dictionary 1 unknown or damaged"));
 	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), 0);
 	reopen(fx);
 	check_get(fx, 40, 39);
-	check_get(fx, 81, 300);
+	check_get(fx, 82, 301);
+}
+
+/* recreate takes the first intact copy: a damaged first copy is reported and skipped. */
+static void test_dict_recreate_copy_damaged(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	uint64_t n, off1, off2, len, checked, damaged;
+	uint32_t c1;
+	char path[256];
+	arca_error e;
+	build_dict(fx);
+	dict_copy_at(fx, 0, &c1, &off1, &len);
+	dict_copy_at(fx, 1, &c1, &off2, &len);
+	cpath(fx, c1, path, sizeof(path));
+	flip_byte(path, off1 + 60);
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(n, 80);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(d.zero, 1);
+	assert_non_null(strstr(d.last, "a copy of dictionary 1;"));
+	assert_int_equal(meta_int(fx, "SELECT offset FROM dicts WHERE id = 1"), (int64_t)off2);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies"), 1);
+	assert_int_equal(meta_int(fx, "SELECT length(sha256) FROM dicts"), 32);
+	/* the writer restores two copies; only the damaged bytes stay reported */
+	reopen(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies"), 2);
+	for (unsigned i = 0; i < 80; i++)
+		check_get(fx, i + 1, i);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 80);
+	assert_int_equal(damaged, 1);
+	assert_int_equal(d.n, 0);
+	assert_non_null(strstr(d.last, "authentication failed"));
+}
+
+/* Every container begun after the dictionary starts with a copy of it, so a truncated
+ * earlier container costs only the records it lost. */
+static void test_dict_roll(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	uint64_t checked, damaged, n, off, len;
+	uint32_t c;
+	char path[256];
+	arca_error e;
+	build_dict(fx);
+	arca_store_set_container_max(fx->s, 1); /* the next record starts container 2 */
+	add_ok(fx, 100, 1, 1);
+	commit_ok(fx);
+	arca_store_set_container_max(fx->s, (uint64_t)1 << 30);
+	for (unsigned i = 101; i < 105; i++)
+		add_ok(fx, i, 1, 1);
+	commit_ok(fx);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies"), 3);
+	dict_copy_at(fx, 2, &c, &off, &len);
+	assert_int_equal(c, 2);
+	assert_int_equal(off, 0);
+	assert_int_equal(meta_int(fx, "SELECT container FROM messages WHERE id = 81"), 2);
+	assert_int_equal(meta_int(fx, "SELECT offset FROM messages WHERE id = 81"), (int64_t)len);
+	assert_int_equal(rec_dict_id(fx, 81), 1);
+	verify_clean(fx);
+	/* cut container 1 in the middle of the first dictionary copy */
+	dict_copy_at(fx, 0, &c, &off, &len);
+	assert_int_equal(c, 1);
+	arca_store_close(&fx->s);
+	cpath(fx, 1, path, sizeof(path));
+	assert_int_equal(truncate(path, (off_t)(off + 100)), 0);
+	reopen(fx);
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 85);
+	assert_int_equal(d.n, 40); /* exactly the messages that were in the cut-off part */
+	for (unsigned i = 0; i < 40; i++)
+		assert_int_equal(d.ids[i], 41 + i);
+	assert_int_equal(d.zero, 3); /* the two copies and the links record of batch 3 */
+	for (unsigned i = 0; i < 40; i++)
+		check_get(fx, i + 1, i);
+	for (unsigned i = 100; i < 105; i++)
+		check_get(fx, 81 + i - 100, i);
+	/* recreate gets the same back */
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(n, 45);
+	assert_int_equal(d.n, 0);
+	reopen(fx);
+	for (unsigned i = 100; i < 105; i++)
+		check_get(fx, 81 + i - 100, i);
 }
 
 /* A format-1 database (no dicts table) opens read-only as is and is upgraded by a writer. */
@@ -1198,7 +1360,7 @@ static void test_dict_format1(void **state)
 	commit_ok(fx);
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE dicts; DROP TABLE links;"
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE dicts; DROP TABLE links; DROP TABLE dict_copies;"
 	                              " UPDATE settings SET format = 1", NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
@@ -1220,7 +1382,7 @@ static void test_dict_format1(void **state)
 	/* an unknown format is still refused */
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 4", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 5", NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, 0, &fx->s, &e), ARCA_ERR_STATE);
@@ -1235,21 +1397,19 @@ static arca_status resolve_any(void *ctx, const char *archive_name, const char *
 	return ARCA_OK;
 }
 
-/* Recreates the store from a fuzz seed container (key 0x00..0x1f, key id 1), then verifies
- * and reads everything. */
-static void seed_roundtrip(fixture *fx, const char *seed, uint64_t messages, int64_t dicts)
+/* Installs a fuzz seed container (key 0x00..0x1f, key id 1) as the only container and
+ * recreates the metadata from it. */
+static void seed_install(fixture *fx, const char *seed, uint64_t messages, int64_t dicts)
 {
-	uint8_t key[ARCA_KEY_LEN];
 	char src[512], dst[256], blk[4096];
 	resolve_ctx r = {0};
 	damage_list d = {0};
-	uint64_t n, checked, damaged;
-	arca_buf out;
+	uint64_t n;
 	arca_error e;
 	FILE *in, *o;
 	size_t k;
-	for (unsigned i = 0; i < sizeof(key); i++)
-		key[i] = (uint8_t)i;
+	for (unsigned i = 0; i < sizeof(fx->key); i++)
+		fx->key[i] = (uint8_t)i;
 	arca_store_close(&fx->s);
 	unlink_meta(fx);
 	snprintf(src, sizeof(src), "%s/%s", SEED_DIR, seed);
@@ -1262,31 +1422,94 @@ static void seed_roundtrip(fixture *fx, const char *seed, uint64_t messages, int
 		assert_int_equal(fwrite(blk, 1, k, o), k);
 	fclose(in);
 	fclose(o);
-	assert_int_equal(arca_store_recreate_meta(&fx->paths, key, 1, resolve_any, &r, damage_cb, &d,
-	                                          &n, &e), ARCA_OK);
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 1, resolve_any, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
 	assert_int_equal(n, messages);
 	assert_int_equal(d.n + d.zero, 0);
 	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dicts"), dicts);
-	assert_int_equal(arca_store_open(&fx->paths, key, 1, 0, &fx->s, &e), ARCA_OK);
-	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
-	assert_int_equal(checked, messages);
-	assert_int_equal(damaged, 0);
+}
+
+static void get_all(arca_store *s, uint64_t messages)
+{
+	arca_buf out;
+	arca_error e;
 	arca_buf_init(&out, 1 << 20);
 	for (uint64_t id = 1; id <= messages; id++) {
 		arca_buf_reset(&out);
-		assert_int_equal(arca_store_get(fx->s, id, &out, &e), ARCA_OK);
+		assert_int_equal(arca_store_get(s, id, &out, &e), ARCA_OK);
 		assert_true(out.len > 0);
 	}
 	arca_buf_free(&out);
 }
 
+/* Recreates the store from a fuzz seed container, then verifies and reads everything. */
+static void seed_roundtrip(fixture *fx, const char *seed, uint64_t messages, int64_t dicts)
+{
+	damage_list d = {0};
+	uint64_t checked, damaged;
+	arca_error e;
+	seed_install(fx, seed, messages, dicts);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 1, 0, &fx->s, &e), ARCA_OK);
+	/* a seed written before format 4 has one copy of its dictionary: the writer adds one */
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies"), 2 * dicts);
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, messages);
+	assert_int_equal(damaged, 0);
+	get_all(fx->s, messages);
+}
+
 /* Containers written by format 1 (record version 1) are still read; the v2 seed has a
- * dictionary record and records that use it. */
+ * dictionary record and records that use it, the v4 seed two copies of it. */
 static void test_dict_seeds(void **state)
 {
 	fixture *fx = *state;
 	seed_roundtrip(fx, "seed-8msg-links1.dat", 8, 0);
 	seed_roundtrip(fx, "seed-v2-17msg-dict1-links1.dat", 17, 1);
+	/* format 4: two adjacent copies of the dictionary */
+	seed_roundtrip(fx, "seed-v4-17msg-dict1x2-links1.dat", 17, 1);
+}
+
+/* A format-3 store (one copy per dictionary) opens read-only as is; a writer upgrades it:
+ * dicts.sha256 from the record, dict_copies, and a second copy. */
+static void test_dict_upgrade(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	damage_list d = {0};
+	uint64_t checked, damaged, off, len;
+	uint32_t c;
+	char path[256];
+	sqlite3 *db;
+	arca_error e;
+	seed_install(fx, "seed-v2-17msg-dict1-links1.dat", 17, 1);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_FORMAT3_SQL, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 1, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	assert_int_equal(arca_store_verify(ro, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(checked, 17);
+	assert_int_equal(damaged, 0);
+	get_all(ro, 17);
+	arca_store_close(&ro);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), 3);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 1, 0, &fx->s, &e), ARCA_OK);
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), ARCA_STORE_FORMAT);
+	assert_int_equal(meta_int(fx, "SELECT length(sha256) FROM dicts WHERE id = 1"), 32);
+	assert_int_equal(meta_int(fx, "SELECT count(*) FROM dict_copies WHERE dict_id = 1"), 2);
+	verify_clean(fx);
+	get_all(fx->s, 17);
+	/* the old copy damaged: the new one serves */
+	dict_copy_at(fx, 0, &c, &off, &len);
+	cpath(fx, c, path, sizeof(path));
+	flip_byte(path, off + 40);
+	arca_store_close(&fx->s);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 1, 0, &fx->s, &e), ARCA_OK);
+	get_all(fx->s, 17);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(arca_store_verify(fx->s, damage_cb, &d, &checked, &damaged, &e), ARCA_OK);
+	assert_int_equal(damaged, 1);
+	assert_non_null(strstr(d.last, "another copy is intact"));
 }
 
 /* ---- links records listed in metadata ---- */
@@ -1461,8 +1684,8 @@ static void test_links_format2(void **state)
 	commit_ok(fx);
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE links; UPDATE settings SET format = 2", NULL,
-	                              NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_FORMAT3_SQL "DROP TABLE links; UPDATE settings SET"
+	                              " format = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
 	                 ARCA_OK);
@@ -1547,6 +1770,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dict_train_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_recreate_copy_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_roll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dict_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_format1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dict_seeds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links_truncate, setup, teardown),
