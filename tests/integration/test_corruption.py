@@ -79,6 +79,31 @@ def test_flipped_byte_damages_exactly_one_message(pristine, tmp_path):
     check_gets(inst, pristine.id_sha, sample + damaged, set(damaged))
 
 
+def test_flipped_byte_in_dictionary_costs_no_message(pristine, tmp_path):
+    """A store's zstd dictionary is stored twice (docs/storage-format.md): a flipped byte in
+    one copy is reported, and every message that depends on the dictionary still reads."""
+    inst = pristine.copy(tmp_path / "dict")
+    target = containers(inst)[0]
+    dicts = [r for r in parse_container(target) if r[1] == 3]
+    assert len(dicts) >= 2, "test setup: expected two dictionary copies, found %r" % dicts
+    off, _type, length, _seq = dicts[0]
+    offset = off + 36 + (length - 52) // 2
+    with open(target, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+    rc, data = inst.verify()
+    assert rc == 3, "verify did not detect a flipped byte in the dictionary: %r" % data
+    assert data["checked"] == CORPUS_COUNT, data["checked"]
+    named = [d for d in data["damaged"] if ID_RE.match(str(d.get("id")))]
+    assert not named, "a damaged dictionary copy made messages unreadable: %r" % named[:5]
+    assert len(data["damaged"]) == 1 and "dictionary" in data["damaged"][0]["reason"], data
+    exported = inst.export_eml(tmp_path / "dict-export", "--archive", "alice", "--folder",
+                               "Corpus")
+    assert exported == pristine.id_sha, "export after the flip differs"
+
+
 def truncate_last_container(inst, cut):
     last = containers(inst)[-1]
     records = parse_container(last)
