@@ -560,6 +560,7 @@ void arca_instance_close(arca_instance **inst)
 	if (in == NULL)
 		return;
 	stores_free(in);
+	sqlite3_finalize(in->st_folder_name);
 	if (in->db)
 		sqlite3_close(in->db);
 	arca_crypto_wipe(in->key, sizeof(in->key));
@@ -695,18 +696,20 @@ arca_status inst_folder_name(arca_instance *in, uint32_t id, char *archive, size
 {
 	sqlite3_stmt *st;
 	arca_status res = ARCA_ERR_NOTFOUND;
-	if (sqlite3_prepare_v2(in->db,
+	if (in->st_folder_name == NULL &&
+	    sqlite3_prepare_v2(in->db,
 	                       "SELECT a.name, f.path FROM folders f JOIN archives a ON "
 	                       "a.id=f.archive_id WHERE f.id=?",
-	                       -1, &st, NULL) != SQLITE_OK)
+	                       -1, &in->st_folder_name, NULL) != SQLITE_OK)
 		return ARCA_ERR_DB;
+	st = in->st_folder_name;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(archive, asz, "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(path, psz, "%s", (const char *)sqlite3_column_text(st, 1));
 		res = ARCA_OK;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return res;
 }
 

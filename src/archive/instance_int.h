@@ -45,6 +45,7 @@ struct arca_instance {
 	inst_store *stores;
 	size_t n_stores;
 	bool rebuilding; /* rebuild walks every membership itself: no catch-up on index open */
+	sqlite3_stmt *st_folder_name; /* hit lists name every folder of every hit: prepare once */
 };
 
 inst_store *inst_store_by_id(arca_instance *in, uint32_t id);
