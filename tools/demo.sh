@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 bash tools/install-deps.sh
 meson setup build -Dbuildtype=release >/dev/null 2>&1 || meson setup build --reconfigure -Dbuildtype=release >/dev/null
-ninja -C build >/dev/null
+ninja -C build >build/ninja.log 2>&1 || { cat build/ninja.log; echo "demo: build failed" >&2; exit 1; }
 CORPUS=${ARCA_CORPUS:-$ROOT/demo/corpus}
 bash "$ROOT/../shared/corpus/fetch-spamassassin" "$CORPUS" 2>/dev/null || bash tools/fetch-corpus.sh "$CORPUS"
 export ARCA_BASE=$ROOT/demo/instance ARCA_KEY_FILE=$ROOT/demo/instance.key

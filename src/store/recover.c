@@ -1237,7 +1237,7 @@ static arca_status list_containers(const char *dir, uint32_t **ids, size_t *n, a
 
 static void unlink_db(const char *path)
 {
-	char p[ARCA_PATH_MAX + 8];
+	char p[ARCA_PATH_MAX + 32]; /* path may be a temp name a little over ARCA_PATH_MAX */
 	unlink(path);
 	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);

@@ -1060,7 +1060,7 @@ arca_status arca_store_get(arca_store *s, uint64_t msg_id, arca_buf *out, arca_e
 arca_status arca_store_msginfo_get(arca_store *s, uint64_t msg_id, arca_store_msginfo *out,
                                    arca_error *err)
 {
-	arca_store_msgrow m;
+	arca_store_msgrow m = {0};
 	arca_status st = get_row(s, msg_id, &m, &out->archive_time, err);
 	if (st != ARCA_OK)
 		return st;
