@@ -581,71 +581,58 @@ static bool valid_name(const char *s, size_t max)
 	return true;
 }
 
-arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool create,
-                                     uint32_t *id, arca_error *err)
+/* The id of the row whose key is (scope, name) — archives have scope 0 — created by
+ * insert_sql when missing and create is set. Both statements bind ?1 = scope, ?2 = name. */
+static arca_status row_id(arca_instance *in, const char *select_sql, const char *insert_sql,
+                          int64_t scope, const char *name, bool create, const char *what,
+                          uint32_t *id, arca_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
+	if (sqlite3_prepare_v2(in->db, select_sql, -1, &st, NULL) != SQLITE_OK)
+		return inst_db_err(in, err, what);
+	sqlite3_bind_int64(st, 1, scope);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return ARCA_OK;
+	if (rc != SQLITE_DONE)
+		return inst_db_err(in, err, what);
+	if (!create)
+		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no %s \"%s\"", what, name);
+	if (sqlite3_prepare_v2(in->db, insert_sql, -1, &st, NULL) != SQLITE_OK)
+		return inst_db_err(in, err, what);
+	sqlite3_bind_int64(st, 1, scope);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return inst_db_err(in, err, what);
+	*id = (uint32_t)sqlite3_last_insert_rowid(in->db);
+	return ARCA_OK;
+}
+
+arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool create,
+                                     uint32_t *id, arca_error *err)
+{
 	if (!valid_name(name, ARCA_NAME_MAX) || strchr(name, '/') != NULL)
 		return arca_error_set(err, ARCA_ERR_INVALID,
 		                      "invalid archive name \"%s\" (1-255 bytes, no '/' or control chars)",
 		                      name);
-	if (sqlite3_prepare_v2(in->db, "SELECT id FROM archives WHERE name=?", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return inst_db_err(in, err, "archives");
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = (uint32_t)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		return ARCA_OK;
-	}
-	sqlite3_finalize(st);
-	if (!create)
-		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no archive named \"%s\"", name);
-	if (sqlite3_prepare_v2(in->db, "INSERT INTO archives(name,created) VALUES(?,?)", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return inst_db_err(in, err, "archives");
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return inst_db_err(in, err, "cannot create archive");
-	*id = (uint32_t)sqlite3_last_insert_rowid(in->db);
-	return ARCA_OK;
+	return row_id(in, "SELECT id FROM archives WHERE ?1 = 0 AND name = ?2",
+	              "INSERT INTO archives(name, created) VALUES(?2, ?1 + strftime('%s', 'now'))", 0,
+	              name, create, "archive", id, err);
 }
 
 static arca_status folder_lookup_one(arca_instance *in, uint32_t archive_id, const char *path,
                                      bool create, uint32_t *id, arca_error *err)
 {
-	sqlite3_stmt *st;
-	int rc;
-	if (sqlite3_prepare_v2(in->db, "SELECT id FROM folders WHERE archive_id=? AND path=?", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return inst_db_err(in, err, "folders");
-	sqlite3_bind_int64(st, 1, archive_id);
-	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = (uint32_t)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		return ARCA_OK;
-	}
-	sqlite3_finalize(st);
-	if (!create)
-		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no folder \"%s\"", path);
-	if (sqlite3_prepare_v2(in->db, "INSERT INTO folders(archive_id,path) VALUES(?,?)", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return inst_db_err(in, err, "folders");
-	sqlite3_bind_int64(st, 1, archive_id);
-	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return inst_db_err(in, err, "cannot create folder");
-	*id = (uint32_t)sqlite3_last_insert_rowid(in->db);
-	return ARCA_OK;
+	return row_id(in, "SELECT id FROM folders WHERE archive_id = ?1 AND path = ?2",
+	              "INSERT INTO folders(archive_id, path) VALUES(?1, ?2)", archive_id, path, create,
+	              "folder", id, err);
 }
 
 arca_status arca_instance_folder_id(arca_instance *in, uint32_t archive_id, const char *path,
