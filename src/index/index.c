@@ -10,6 +10,7 @@
 #include "index/index.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,6 @@ static const char schema_sql[] =
 	" subject, from_, to_, cc, bcc, body, attachment, filename, msgid, flags,"
 	" content='', tokenize='unicode61 remove_diacritics 2', detail=full);"
 	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 2), ('last_batch', 0);";
-
-/* bm25 column weights, in fts column order: a word in the subject says much more about a
- * message than one in a long body; flags never contribute. */
-#define BM25_WEIGHTS "8.0, 3.0, 2.0, 1.5, 1.5, 1.0, 0.7, 2.0, 1.0, 0.0"
 
 enum { DOC_HAS_ATTACHMENT = 1 };
 
@@ -173,6 +170,59 @@ static arca_status load_state(arca_index *ix, arca_error *err)
 	return ARCA_OK;
 }
 
+/* ---- relevance ----
+ * FTS5's bm25() reads every query term's whole match list for its document frequency, which
+ * makes ranking cost grow with the number of matches. Instead, arca_tf() returns per row only
+ * what that row holds (its length and each phrase's column-weighted term frequency), and the
+ * BM25 formula is applied in C over the newest ARCA_RELEVANCE_WINDOW matches, with document
+ * frequencies counted within that window: the cost is bounded by the window. */
+#define RANK_MAX_PHRASES 64
+/* Column weights in fts column order: a word in the subject says much more about a message
+ * than one in a long body; flags never contribute. */
+static const double rank_weights[] = {8.0, 3.0, 2.0, 1.5, 1.5, 1.0, 0.7, 2.0, 1.0, 0.0};
+
+static void arca_tf_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_context *ctx,
+                       int nval, sqlite3_value **vals)
+{
+	double v[1 + RANK_MAX_PHRASES] = {0};
+	int nphr = api->xPhraseCount(fc), ncol = api->xColumnCount(fc), ninst = 0;
+	(void)nval;
+	(void)vals;
+	if (nphr > RANK_MAX_PHRASES)
+		nphr = RANK_MAX_PHRASES;
+	for (int c = 0; c < ncol; c++) {
+		int sz = 0;
+		if (api->xColumnSize(fc, c, &sz) == SQLITE_OK)
+			v[0] += sz;
+	}
+	if (api->xInstCount(fc, &ninst) == SQLITE_OK) {
+		for (int i = 0; i < ninst; i++) {
+			int ip, ic, io;
+			if (api->xInst(fc, i, &ip, &ic, &io) != SQLITE_OK)
+				break;
+			if (ip >= 0 && ip < nphr && ic >= 0 &&
+			    (size_t)ic < sizeof(rank_weights) / sizeof(rank_weights[0]))
+				v[1 + ip] += rank_weights[ic];
+		}
+	}
+	sqlite3_result_blob(ctx, v, (int)((size_t)(1 + nphr) * sizeof(double)), SQLITE_TRANSIENT);
+}
+
+static int register_rank(sqlite3 *db)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+		sqlite3_step(st);
+		rc = sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_OK || api == NULL || api->iVersion < 2)
+		return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+	return api->xCreateFunction(api, "arca_tf", NULL, arca_tf_fn, NULL);
+}
+
 arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_error *err)
 {
 	arca_index *ix;
@@ -199,6 +249,11 @@ arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_
 	}
 	sqlite3_extended_result_codes(ix->db, 1);
 	sqlite3_busy_timeout(ix->db, 10000);
+	rc = register_rank(ix->db);
+	if (rc != SQLITE_OK) {
+		st = db_fail(ix, err, rc, "registering the rank function");
+		goto fail;
+	}
 	/* Up to 32 MiB page cache per handle: FTS segment reads dominate search latency. */
 	rc = exec(ix, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;");
 	if (rc == SQLITE_OK && !ix->readonly)
@@ -922,6 +977,8 @@ done:
 typedef struct {
 	int64_t key;
 	double rank;
+	double *tf; /* relevance: [length, tf of phrase 0, ...] from arca_tf(), else NULL */
+	int ntf;
 } cand;
 
 static sqlite3_stmt *search_stmt(arca_index *ix, unsigned shape, int *rcp)
@@ -939,7 +996,7 @@ static sqlite3_stmt *search_stmt(arca_index *ix, unsigned shape, int *rcp)
 		snprintf(sql, sizeof(sql),
 		         "SELECT rowid, %s FROM fts WHERE fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3"
 		         "%s%s ORDER BY rowid DESC LIMIT ?7",
-		         (shape & SHAPE_RANK) ? "bm25(fts, " BM25_WEIGHTS ")" : "0.0",
+		         (shape & SHAPE_RANK) ? "arca_tf(fts)" : "0.0",
 		         (shape & SHAPE_SIZE) ? " AND EXISTS (SELECT 1 FROM docs d WHERE"
 		                                " d.sortkey = fts.rowid AND d.size >= ?4 AND"
 		                                " d.size < ?5)" : "",
@@ -978,6 +1035,41 @@ static int cand_by_rank(const void *a, const void *b)
 	return cand_by_key_desc(a, b);
 }
 
+/* BM25 over the window (see arca_tf_fn): rank = -score, lower is better, like bm25(). */
+static void score_window(cand *cv, size_t n)
+{
+	double df[RANK_MAX_PHRASES] = {0}, avg = 0;
+	const double k1 = 1.2, b = 0.75;
+	for (size_t i = 0; i < n; i++) {
+		if (cv[i].tf == NULL)
+			continue;
+		avg += cv[i].tf[0];
+		for (int p = 1; p < cv[i].ntf; p++)
+			if (cv[i].tf[p] > 0)
+				df[p - 1] += 1;
+	}
+	avg = n > 0 ? avg / (double)n : 0;
+	if (avg <= 0)
+		avg = 1;
+	for (size_t i = 0; i < n; i++) {
+		double score = 0;
+		for (int p = 1; cv[i].tf != NULL && p < cv[i].ntf; p++) {
+			double f = cv[i].tf[p];
+			double idf = log(1.0 + ((double)n - df[p - 1] + 0.5) / (df[p - 1] + 0.5));
+			if (f > 0)
+				score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * cv[i].tf[0] / avg));
+		}
+		cv[i].rank = -score;
+	}
+}
+
+static void cands_free(cand *cv, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(cv[i].tf);
+	free(cv);
+}
+
 /* Runs one search statement, appending up to limit candidates. */
 static int collect(sqlite3_stmt *s, cand **cv, size_t *n, size_t *cap, size_t limit,
                    bool *truncated)
@@ -997,7 +1089,21 @@ static int collect(sqlite3_stmt *s, cand **cv, size_t *n, size_t *cap, size_t li
 			*cap = nc;
 		}
 		(*cv)[*n].key = sqlite3_column_int64(s, 0);
-		(*cv)[*n].rank = sqlite3_column_double(s, 1);
+		(*cv)[*n].rank = 0.0;
+		(*cv)[*n].tf = NULL;
+		(*cv)[*n].ntf = 0;
+		if (sqlite3_column_type(s, 1) == SQLITE_BLOB) {
+			int bytes = sqlite3_column_bytes(s, 1);
+			double *tf = bytes > 0 ? malloc((size_t)bytes) : NULL;
+			if (bytes > 0 && tf == NULL) {
+				sqlite3_reset(s);
+				return SQLITE_NOMEM;
+			}
+			if (tf != NULL)
+				memcpy(tf, sqlite3_column_blob(s, 1), (size_t)bytes);
+			(*cv)[*n].tf = tf;
+			(*cv)[*n].ntf = bytes / (int)sizeof(double);
+		}
 		(*n)++;
 		got++;
 	}
@@ -1190,9 +1296,12 @@ arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_se
 			if (rc == SQLITE_OK && opts->n_folder_ids > 1 && n > 0) {
 				size_t w = 1;
 				qsort(cv, n, sizeof(*cv), cand_by_key_desc);
-				for (size_t i = 1; i < n; i++)
+				for (size_t i = 1; i < n; i++) {
 					if (cv[i].key != cv[w - 1].key)
 						cv[w++] = cv[i];
+					else
+						free(cv[i].tf);
+				}
 				n = w;
 			}
 		} else {
@@ -1201,19 +1310,21 @@ arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_se
 		sqlite3_clear_bindings(s);
 		free(folder_json);
 		if (rc != SQLITE_OK) {
-			free(cv);
+			cands_free(cv, n);
 			return db_fail(ix, err, rc, "searching");
 		}
 	}
 	n_all = n;
-	if (relevance)
+	if (relevance) {
+		score_window(cv, n);
 		qsort(cv, n, sizeof(*cv), cand_by_rank);
+	}
 	if (n > limit)
 		n = limit;
 	if (n > 0) {
 		arca_hit *hv = realloc(out->hits, (out->n + n) * sizeof(*hv));
 		if (hv == NULL) {
-			free(cv);
+			cands_free(cv, n_all);
 			return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
 		}
 		out->hits = hv;
@@ -1223,7 +1334,7 @@ arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_se
 		if (st == ARCA_OK)
 			out->n++;
 	}
-	free(cv);
+	cands_free(cv, n_all);
 	/* The count is exact only when every match was seen. */
 	if (out->total != UINT64_MAX)
 		out->total = truncated ? UINT64_MAX : out->total + n_all;

@@ -49,8 +49,8 @@ arca_status arca_index_clear(arca_index *ix, arca_error *err);
 
 typedef enum { ARCA_ORDER_NEWEST = 0, ARCA_ORDER_RELEVANCE = 1 } arca_order;
 
-/* Relevance ranks only the newest ARCA_RELEVANCE_WINDOW matches (bounded sorting; bm25's
- * term statistics still read each term's full match list, see docs/ARCHITECTURE.md). */
+/* Relevance ranks only the newest ARCA_RELEVANCE_WINDOW matches, with BM25 term statistics
+ * taken from that window, which bounds its cost (docs/ARCHITECTURE.md). */
 #define ARCA_RELEVANCE_WINDOW 2000
 
 typedef struct {
