@@ -43,6 +43,14 @@ def id_key(msg_id):
     return int(store), int(n)
 
 
+def flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
 def check_gets(inst, id_sha, ids, damaged):
     for msg_id in ids:
         p = inst.get(msg_id, check=False)
@@ -62,11 +70,7 @@ def test_flipped_byte_damages_exactly_one_message(pristine, tmp_path):
     off, _type, length, seq = records[len(records) // 2]
     offset = off + 36 + (length - 52) // 2
     expected = "1:%d" % seq
-    with open(target, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x5A]))
+    flip_byte(target, offset)
     rc, data = inst.verify()
     assert rc == 3, "verify did not detect a flipped byte at %s+%d: %r" % (target, offset, data)
     assert data["checked"] == CORPUS_COUNT, data["checked"]
@@ -88,11 +92,7 @@ def test_flipped_byte_in_dictionary_costs_no_message(pristine, tmp_path):
     assert len(dicts) >= 2, "test setup: expected two dictionary copies, found %r" % dicts
     off, _type, length, _seq = dicts[0]
     offset = off + 36 + (length - 52) // 2
-    with open(target, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x5A]))
+    flip_byte(target, offset)
     rc, data = inst.verify()
     assert rc == 3, "verify did not detect a flipped byte in the dictionary: %r" % data
     assert data["checked"] == CORPUS_COUNT, data["checked"]
