@@ -269,10 +269,18 @@ static void add_snippet(arca_instance *in, const arca_query *q, arca_result *r, 
 	if (s != NULL && inst_store_open(in, s, false, NULL) == ARCA_OK &&
 	    arca_store_get(s->store, r->msg_id, scratch, NULL) == ARCA_OK &&
 	    arca_mime_parse(scratch->data, scratch->len, &info, NULL) == ARCA_OK) {
-		if (info->body_text_len > 0 || info->attachment_text_len == 0)
-			r->snippet = arca_index_snippet(q, info->body_text, info->body_text_len);
-		else
-			r->snippet = arca_index_snippet(q, info->attachment_text, info->attachment_text_len);
+		r->snippet = arca_index_snippet(q, info->body_text, info->body_text_len);
+		/* no match in the body: the words may be in an attachment's text */
+		if (info->attachment_text_len > 0 &&
+		    (r->snippet == NULL || strstr(r->snippet, "[[") == NULL)) {
+			char *att = arca_index_snippet(q, info->attachment_text, info->attachment_text_len);
+			if (att != NULL && (strstr(att, "[[") != NULL || info->body_text_len == 0)) {
+				free(r->snippet);
+				r->snippet = att;
+			} else {
+				free(att);
+			}
+		}
 		arca_mime_info_free(&info);
 	}
 	if (r->snippet == NULL)

@@ -639,3 +639,19 @@ def test_rebuild_index(searchable, tmp_path):
     before = subjects_of(search(inst, "zebra OR okapi", "--per-page", "100"))
     inst.run("rebuild-index")
     assert subjects_of(search(inst, "zebra OR okapi", "--per-page", "100")) == before
+
+
+def test_snippet_from_attachment_text(arca, tmp_path):
+    """A word found only in a text attachment is marked in a snippet of that attachment."""
+    msg = (b"From: a@example.com\nTo: b@example.org\nSubject: report attached\n"
+           b"Date: Mon, 03 Jun 2024 10:00:00 +0000\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=\"zz\"\n\n"
+           b"--zz\nContent-Type: text/plain\n\nPlease see the attachment.\n"
+           b"--zz\nContent-Type: text/plain; name=\"notes.txt\"\n"
+           b"Content-Disposition: attachment; filename=\"notes.txt\"\n\n"
+           b"Quarterly figures mention the zebrafinch project twice.\n--zz--\n")
+    (tmp_path / "m.eml").write_bytes(msg)
+    arca.import_(tmp_path / "m.eml", "alice", "Inbox")
+    hits = search(arca, "zebrafinch")
+    assert len(hits) == 1, hits
+    assert "[[zebrafinch]]" in hits[0]["snippet"], hits[0]
