@@ -27,6 +27,16 @@
 #define ARCA_IMAP_MAX_ARGS 4096u                     /* argument nodes (atoms, strings, lists) per command */
 #define ARCA_IMAP_MAX_SECTION_PARTS 32u              /* part numbers in BODY[1.2.3...] */
 #define ARCA_IMAP_LITERAL_MINUS_MAX 4096u            /* {n+} without LITERAL+ (RFC 7888 LITERAL-) */
+#define ARCA_POOL_MAX_THREADS 64u                   /* worker threads of one process */
+#define ARCA_POOL_MAX_QUEUE 100000u                 /* jobs waiting for a worker */
 #define ARCA_CONTAINER_MAX_SIZE (1024ull * 1024u * 1024u) /* roll container files at 1 GiB */
+#define ARCA_PASSWORD_MAX 1024u                      /* bytes of one password */
+#define ARCA_EMAIL_MAX 255u                          /* bytes of one email address + NUL */
+#define ARCA_USER_MAX_EMAILS 100u                    /* email addresses of one user */
+#define ARCA_USER_MAX_GRANTS 10000u                  /* folder grants held by one user */
+#define ARCA_THROTTLE_MAX_ADDRS 65536u               /* source addresses login throttling remembers (~48 B each) */
+#define ARCA_THROTTLE_MAX_USERS 65536u               /* user names login throttling remembers (~230 B each) */
+#define ARCA_THROTTLE_USER_ADDRS 8u                  /* distinct failing addresses kept per user name */
+#define ARCA_THROTTLE_USER_TRUSTED 4u                /* addresses kept per user that logged in recently */
 
 #endif
