@@ -39,4 +39,17 @@
 #define ARCA_THROTTLE_USER_ADDRS 8u                  /* distinct failing addresses kept per user name */
 #define ARCA_THROTTLE_USER_TRUSTED 4u                /* addresses kept per user that logged in recently */
 
+#define ARCA_API_MAX_BODY (1024u * 1024u)            /* bytes of one HTTP API request body (JSON or upload chunk) */
+#define ARCA_API_MAX_UPLOAD (256u * 1024u * 1024u)    /* bytes of one uploaded file (sum of its chunks) */
+#define ARCA_API_MAX_UPLOADS 16u                      /* uploads open at once per instance process */
+#define ARCA_API_MAX_JSON_DEPTH 32u                   /* nesting of arrays/objects in an API request */
+#define ARCA_API_MAX_ARRAY 1000u                      /* elements of one array argument */
+#define ARCA_API_MAX_STRING (64u * 1024u)             /* bytes of one string argument */
+#define ARCA_API_MAX_JOBS 64u                         /* async jobs kept (queued, running, recent results) */
+#define ARCA_API_MAX_SESSIONS 4096u                   /* API/browser session tokens held at once */
+#define ARCA_API_AUTH_CACHE 256u                      /* cached HTTP Basic verifications */
+#define ARCA_API_MAX_PAGE 1000u                       /* search hits / folder messages per page */
+#define ARCA_API_MAX_HTML (4u * 1024u * 1024u)        /* bytes of sanitised HTML returned per message */
+#define ARCA_MIME_MAX_PARAMS 100u                     /* parameters (and language tags) kept per MIME field */
+
 #endif
