@@ -187,6 +187,15 @@ struct arca_ingest {
 	arca_ingest_stats pending; /* counts of the uncommitted batch */
 	bool failed;
 	inst_indexer *indexer;
+	/* next UID per folder (sorted by folder_id), from inst_uid_next at first use; dirty: UIDs
+	 * given since the last raise of the high-water mark */
+	struct ing_uid {
+		uint32_t folder_id;
+		uint32_t next;
+		bool dirty;
+	} *uids;
+	size_t nuids, capuids;
+	bool locked; /* holds the UID lock */
 };
 
 arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_commit_cb cb,
@@ -208,13 +217,85 @@ arca_status arca_ingest_begin(arca_instance *in, size_t batch_size, arca_ingest_
 		free(ing);
 		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
 	}
+	/* one writer of UIDs per instance: two ingests could give the same UID in two stores */
+	if (inst_uid_lock(in, err) != ARCA_OK) {
+		free(ing->items);
+		free(ing);
+		return err ? err->status : ARCA_ERR_STATE;
+	}
+	ing->locked = true;
 	if (inst_indexer_start(&ing->indexer, err) != ARCA_OK) {
+		inst_uid_unlock(in);
 		free(ing->items);
 		free(ing);
 		return err ? err->status : ARCA_ERR_NOMEM;
 	}
 	*out = ing;
 	return ARCA_OK;
+}
+
+/* The session's UID slot of folder f: first use starts above the instance's high-water mark
+ * and every enabled store's UIDs of the folder. */
+static arca_status uid_slot(arca_ingest *ing, uint32_t f, struct ing_uid **out, arca_error *err)
+{
+	size_t lo = 0, hi = ing->nuids;
+	uint32_t next;
+	arca_status st;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ing->uids[mid].folder_id < f)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ing->nuids && ing->uids[lo].folder_id == f) {
+		*out = &ing->uids[lo];
+		return ARCA_OK;
+	}
+	if ((st = inst_uid_next(ing->in, f, 0, &next, err)) != ARCA_OK)
+		return st;
+	if (ing->nuids == ing->capuids) {
+		size_t nc = ing->capuids ? 2 * ing->capuids : 16;
+		struct ing_uid *n = realloc(ing->uids, nc * sizeof(*n));
+		if (n == NULL)
+			return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+		ing->uids = n;
+		ing->capuids = nc;
+	}
+	memmove(ing->uids + lo + 1, ing->uids + lo, (ing->nuids - lo) * sizeof(*ing->uids));
+	ing->uids[lo] = (struct ing_uid){.folder_id = f, .next = next};
+	ing->nuids++;
+	*out = &ing->uids[lo];
+	return ARCA_OK;
+}
+
+/* After a durable store commit: the high-water marks of the folders that got UIDs. A failure
+ * only leaves the mark behind the stores, which every reader of it allows for. */
+static void uid_raise(arca_ingest *ing)
+{
+	uint32_t *ids, *next;
+	size_t n = 0;
+	arca_error e;
+	if (ing->nuids == 0)
+		return;
+	ids = malloc(ing->nuids * sizeof(*ids));
+	next = malloc(ing->nuids * sizeof(*next));
+	if (ids != NULL && next != NULL) {
+		for (size_t i = 0; i < ing->nuids; i++) {
+			if (!ing->uids[i].dirty)
+				continue;
+			ids[n] = ing->uids[i].folder_id;
+			next[n++] = ing->uids[i].next;
+		}
+		if (inst_uid_raise(ing->in, ids, next, n, &e) == ARCA_OK) {
+			for (size_t i = 0; i < ing->nuids; i++)
+				ing->uids[i].dirty = false;
+		} else {
+			arca_log(ARCA_LOG_WARN, "ingest", "UID high-water marks not recorded: %s", e.msg);
+		}
+	}
+	free(ids);
+	free(next);
 }
 
 const arca_ingest_stats *arca_ingest_get_stats(const arca_ingest *ing)
@@ -257,6 +338,7 @@ arca_status arca_ingest_commit(arca_ingest *ing, arca_error *err)
 	s->content_count += ing->pending_new;
 	add_stats(&ing->stats, &ing->pending);
 	ing->stats.batches++;
+	uid_raise(ing);
 	/* report first: the batch is durable now; the index commit may wait for the queue */
 	if (ing->cb != NULL && ing->n_items > 0)
 		ing->cb(ing->ctx, ing->items, ing->n_items);
@@ -317,6 +399,7 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	arca_store_added added;
 	arca_index *ix;
 	arca_ingest_item *item;
+	struct ing_uid *uid = NULL;
 	char aname[ARCA_NAME_MAX], apath_arch[ARCA_NAME_MAX], fpath[ARCA_FOLDER_MAX];
 	arca_status st;
 
@@ -351,6 +434,13 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	st = inst_index_get(in, s, archive_id, true, &ix, err);
 	if (st != ARCA_OK)
 		return st;
+	if ((st = uid_slot(ing, folder_id, &uid, err)) != ARCA_OK)
+		return st;
+	if (uid->next > ARCA_UID_MAX) {
+		ing->stats.errors++;
+		return arca_error_set(err, ARCA_ERR_LIMIT, "folder %s/%s has no UIDs left", aname,
+		                      fpath);
+	}
 	item = &ing->items[ing->n_items];
 	arca_sha256(data, len, item->sha);
 	dest.archive_id = archive_id;
@@ -358,11 +448,16 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 	dest.archive_name = aname;
 	dest.folder_path = fpath;
 	dest.archive_time = (int64_t)time(NULL);
+	dest.uid = uid->next;
 	st = arca_store_add(s->store, data, len, item->sha, &dest, &added, err);
 	if (st != ARCA_OK) {
 		/* the store rolled its whole staged batch back: so must we */
 		abort_batch(ing, s);
 		return st;
+	}
+	if (added.new_member) {
+		uid->next = added.uid + 1;
+		uid->dirty = true;
 	}
 	ing->pending.bytes += len;
 	if (!added.new_member) {
@@ -420,6 +515,9 @@ arca_status arca_ingest_end(arca_ingest **ingp, arca_error *err)
 	if (!ing->failed)
 		st = arca_ingest_commit(ing, err);
 	inst_indexer_stop(&ing->indexer);
+	if (ing->locked)
+		inst_uid_unlock(ing->in);
+	free(ing->uids);
 	free(ing->items);
 	free(ing);
 	*ingp = NULL;

@@ -22,7 +22,8 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS archives(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
     " created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS folders(id INTEGER PRIMARY KEY, archive_id INTEGER NOT NULL,"
-    " path TEXT NOT NULL, UNIQUE(archive_id, path));"
+    " path TEXT NOT NULL, uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    " uid_next INTEGER NOT NULL DEFAULT 1, UNIQUE(archive_id, path));"
     "CREATE TABLE IF NOT EXISTS stores(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
     " state TEXT NOT NULL, meta_path TEXT NOT NULL, content_path TEXT NOT NULL,"
     " index_path TEXT NOT NULL, key_id INTEGER NOT NULL, wrapped_key BLOB NOT NULL,"
@@ -272,6 +273,38 @@ static arca_status load_stores(arca_instance *in, arca_error *err)
 	return ARCA_OK;
 }
 
+arca_status inst_stores_sync(arca_instance *in, arca_error *err)
+{
+	sqlite3_stmt *st;
+	size_t i = 0;
+	bool reload = false;
+	int rc;
+	if (sqlite3_prepare_v2(in->db, "SELECT id, state FROM stores ORDER BY id", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return inst_db_err(in, err, "stores");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		arca_store_state state = ARCA_STORE_NORMAL;
+		inst_store *s;
+		if (i >= in->n_stores || in->stores[i].id != (uint32_t)sqlite3_column_int64(st, 0)) {
+			reload = true;
+			break;
+		}
+		s = &in->stores[i++];
+		arca_store_state_parse((const char *)sqlite3_column_text(st, 1), &state);
+		if (state != s->state) {
+			s->state = state;
+			if (state == ARCA_STORE_DISABLED)
+				inst_store_close(s);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return inst_db_err(in, err, "stores");
+	if (reload || i != in->n_stores)
+		return load_stores(in, err);
+	return ARCA_OK;
+}
+
 inst_store *inst_store_by_id(arca_instance *in, uint32_t id)
 {
 	for (size_t i = 0; i < in->n_stores; i++)
@@ -291,6 +324,70 @@ void inst_store_close(inst_store *s)
 	s->ixs = NULL;
 	s->n_ix = s->cap_ix = 0;
 	arca_store_close(&s->store);
+}
+
+/* A writer's open; a store that predates UIDs is upgraded on the way (under the UID lock, its
+ * folders numbered above the other stores), and the high-water marks raised to it. */
+static arca_status open_writer(arca_instance *in, inst_store *s, arca_error *err)
+{
+	arca_store_paths p = {.meta_path = s->meta_db, .content_dir = s->content_dir};
+	arca_store_uid_hooks h;
+	inst_uid_ctx c;
+	int fmt = ARCA_STORE_FORMAT_UIDS;
+	bool locked = false;
+	arca_status st;
+	if (arca_store_meta_format(&p, &fmt, NULL) == ARCA_OK && fmt < ARCA_STORE_FORMAT_UIDS) {
+		if ((st = inst_uid_lock(in, err)) != ARCA_OK)
+			return st;
+		locked = true;
+	}
+	inst_uid_hooks(&c, in, s->id, false, &h);
+	st = arca_store_open_ex(&p, s->key, s->key_id, 0, &h, &s->store, err);
+	if (st == ARCA_OK && locked) {
+		arca_error e;
+		arca_log(ARCA_LOG_INFO, "instance", "store %u upgraded: every membership has a UID",
+		         s->id);
+		/* if this fails the next ingest still starts above the store's UIDs */
+		if (inst_uid_fold_store(in, s, &e) != ARCA_OK)
+			arca_log(ARCA_LOG_WARN, "instance", "store %u: %s", s->id, e.msg);
+	}
+	if (locked)
+		inst_uid_unlock(in);
+	return st;
+}
+
+arca_status inst_store_upgrade(arca_instance *in, inst_store *s, arca_error *err)
+{
+	arca_store_paths p = {.meta_path = s->meta_db, .content_dir = s->content_dir};
+	int fmt = ARCA_STORE_FORMAT_UIDS;
+	arca_status st;
+	if (in->flags & ARCA_INSTANCE_READONLY)
+		return arca_error_set(err, ARCA_ERR_STATE, "instance opened read-only");
+	if (!s->key_ok)
+		return arca_error_set(err, ARCA_ERR_CRYPTO, "store %u: its data key cannot be unwrapped",
+		                      s->id);
+	/* an unreadable store is left alone: whatever uses it reports it, and a repaired or
+	 * recreated one is upgraded at the next writable open */
+	if (arca_store_meta_format(&p, &fmt, NULL) != ARCA_OK || fmt >= ARCA_STORE_FORMAT_UIDS)
+		return ARCA_OK;
+	/* also a write-protected store: the upgrade changes its metadata, not its messages */
+	inst_store_close(s);
+	st = open_writer(in, s, err);
+	inst_store_close(s);
+	return st;
+}
+
+void inst_upgrade_stores(arca_instance *in)
+{
+	for (size_t i = 0; i < in->n_stores; i++) {
+		inst_store *s = &in->stores[i];
+		arca_error e;
+		if (s->state == ARCA_STORE_DISABLED || !s->key_ok)
+			continue;
+		if (inst_store_upgrade(in, s, &e) != ARCA_OK)
+			arca_log(ARCA_LOG_ERROR, "instance", "store %u not upgraded to UIDs: %s", s->id,
+			         e.msg);
+	}
 }
 
 arca_status inst_store_open(arca_instance *in, inst_store *s, bool writable, arca_error *err)
@@ -313,7 +410,10 @@ arca_status inst_store_open(arca_instance *in, inst_store *s, bool writable, arc
 			return ARCA_OK;
 		inst_store_close(s);
 	}
-	st = arca_store_open(&p, s->key, s->key_id, writable ? 0 : ARCA_STORE_READONLY, &s->store, err);
+	if (writable)
+		st = open_writer(in, s, err);
+	else
+		st = arca_store_open(&p, s->key, s->key_id, ARCA_STORE_READONLY, &s->store, err);
 	if (st != ARCA_OK)
 		return st;
 	s->store_writable = writable;
@@ -431,6 +531,8 @@ arca_status arca_instance_init(const char *base, const char *key_file, uint64_t 
 	arca_status st;
 
 	memset(&in, 0, sizeof(in));
+	in.uid_lock_fd = -1;
+	in.has_uids = true;
 	if (strlen(base) >= sizeof(in.base))
 		return arca_error_set(err, ARCA_ERR_LIMIT, "base path too long");
 	strcpy(in.base, base);
@@ -482,6 +584,7 @@ arca_status arca_instance_recover_key(const char *base, const char *recovery_tex
 	arca_status st;
 	memset(&in, 0, sizeof(in));
 	in.flags = ARCA_INSTANCE_READONLY;
+	in.uid_lock_fd = -1;
 	if (strlen(base) >= sizeof(in.base))
 		return arca_error_set(err, ARCA_ERR_LIMIT, "base path too long");
 	strcpy(in.base, base);
@@ -526,6 +629,7 @@ arca_status arca_instance_open(const char *base, const char *key_file, int flags
 	if (in == NULL)
 		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
 	in->flags = flags;
+	in->uid_lock_fd = -1;
 	if (strlen(base) >= sizeof(in->base)) {
 		st = arca_error_set(err, ARCA_ERR_LIMIT, "base path too long");
 		goto fail;
@@ -545,8 +649,13 @@ arca_status arca_instance_open(const char *base, const char *key_file, int flags
 		goto fail;
 	}
 	in->store_max = (uint64_t)setting_get_int(in, "store_max_messages", ARCA_DEFAULT_STORE_MAX);
+	if ((st = inst_uid_db_upgrade(in, err)) != ARCA_OK)
+		goto fail;
 	if ((st = load_stores(in, err)) != ARCA_OK)
 		goto fail;
+	/* stores written before UIDs get them now, in store id order */
+	if (!(flags & ARCA_INSTANCE_READONLY))
+		inst_upgrade_stores(in);
 	*out = in;
 	return ARCA_OK;
 fail:
@@ -561,6 +670,8 @@ void arca_instance_close(arca_instance **inst)
 		return;
 	stores_free(in);
 	sqlite3_finalize(in->st_folder_name);
+	while (in->uid_lock_depth > 0)
+		inst_uid_unlock(in);
 	if (in->db)
 		sqlite3_close(in->db);
 	arca_crypto_wipe(in->key, sizeof(in->key));
@@ -630,9 +741,11 @@ arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool c
 static arca_status folder_lookup_one(arca_instance *in, uint32_t archive_id, const char *path,
                                      bool create, uint32_t *id, arca_error *err)
 {
+	/* a new folder's UIDVALIDITY: the time, so that a folder made again never repeats one */
 	return row_id(in, "SELECT id FROM folders WHERE archive_id = ?1 AND path = ?2",
-	              "INSERT INTO folders(archive_id, path) VALUES(?1, ?2)", archive_id, path, create,
-	              "folder", id, err);
+	              "INSERT INTO folders(archive_id, path, uidvalidity) VALUES(?1, ?2,"
+	              " max(1, min(4294967295, CAST(strftime('%s', 'now') AS INTEGER))))",
+	              archive_id, path, create, "folder", id, err);
 }
 
 arca_status arca_instance_folder_id(arca_instance *in, uint32_t archive_id, const char *path,
@@ -725,6 +838,7 @@ arca_status arca_instance_store_set_state(arca_instance *in, uint32_t id, arca_s
 {
 	sqlite3_stmt *st;
 	int rc;
+	arca_store_state old;
 	inst_store *s = inst_store_by_id(in, id);
 	if (s == NULL) {
 		arca_status lst = load_stores(in, err);
@@ -734,6 +848,19 @@ arca_status arca_instance_store_set_state(arca_instance *in, uint32_t id, arca_s
 	}
 	if (s == NULL)
 		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no store with id %u", id);
+	old = s->state;
+	/* A disabled store cannot be read: the high-water marks must cover its UIDs before, so
+	 * that no UID of it is given again (they already do unless a crash came between a store
+	 * commit and the raise after it). */
+	if (state == ARCA_STORE_DISABLED && old != ARCA_STORE_DISABLED && s->key_ok) {
+		arca_error e;
+		arca_status fst = inst_store_open(in, s, false, &e);
+		if (fst == ARCA_OK && arca_store_format(s->store) >= ARCA_STORE_FORMAT_UIDS)
+			fst = inst_uid_fold_store(in, s, &e);
+		if (fst != ARCA_OK)
+			arca_log(ARCA_LOG_WARN, "instance", "store %u: UIDs not checked before disabling: "
+			         "%s", id, e.msg);
+	}
 	if (sqlite3_exec(in->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return inst_db_err(in, err, "set store state");
 	/* exactly one current store: the previous current one becomes normal */
@@ -758,6 +885,13 @@ arca_status arca_instance_store_set_state(arca_instance *in, uint32_t id, arca_s
 	s->state = state;
 	if (state == ARCA_STORE_DISABLED || state == ARCA_STORE_WRITE_PROTECTED)
 		inst_store_close(s);
+	/* enabled again: a store disabled before UIDs existed gets them now, above the others */
+	if (old == ARCA_STORE_DISABLED && state != ARCA_STORE_DISABLED) {
+		arca_error e;
+		if (inst_store_upgrade(in, s, &e) != ARCA_OK)
+			arca_log(ARCA_LOG_ERROR, "instance", "store %u not upgraded to UIDs: %s", id,
+			         e.msg);
+	}
 	return ARCA_OK;
 fail:
 	{

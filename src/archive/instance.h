@@ -40,12 +40,83 @@ typedef struct {
 	uint32_t archive_id;
 	char *archive;
 	char *path;
-	uint64_t messages;
+	uint64_t messages;    /* memberships in all enabled stores */
+	uint32_t uidvalidity; /* IMAP UIDVALIDITY (see "IMAP UIDs" below); 0: not known yet */
+	uint32_t uid_next;    /* IMAP UIDNEXT, as arca_folder_view.uid_next; 0: not known yet */
 } arca_folder_info;
 /* Lists folders (all archives if archive_id == 0), with message counts over all stores. */
 arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_folder_info **out,
                                   size_t *n, arca_error *err);
 void arca_folder_infos_free(arca_folder_info *f, size_t n);
+/* The folder `path` of the archive named `archive`: ARCA_OK and *folder_id, or
+ * ARCA_ERR_NOTFOUND. Creates nothing. */
+arca_status arca_instance_folder_lookup(arca_instance *in, const char *archive, const char *path,
+                                        uint32_t *folder_id, arca_error *err);
+/* One folder as arca_instance_folders lists it; *out (one element) is freed with
+ * arca_folder_infos_free(*out, 1). ARCA_ERR_NOTFOUND if there is no such folder. */
+arca_status arca_instance_folder_get(arca_instance *in, uint32_t folder_id,
+                                     arca_folder_info **out, arca_error *err);
+
+/* ---- IMAP UIDs ----
+ * Every membership of a folder has a UID (1 .. ARCA_UID_MAX = 2^32 - 2) given when the
+ * membership is added, strictly ascending in the order memberships are added to the folder
+ * (across all stores: rollover, a store made current again), never reused, and the same after
+ * a restart. A duplicate (the message is already in the folder) gets none. Each folder has a
+ * UIDVALIDITY (32-bit, nonzero) that changes only when UIDs of the folder had to be given
+ * anew: a recreate that found memberships whose records carry no UID (written before store
+ * format 5); it then grows (max(old + 1, time)). The instance database keeps per folder the
+ * UIDVALIDITY and a high-water mark (every UID below it was given), raised after each durable
+ * store commit; a new ingest starts each folder above that mark and above the highest UID of
+ * the folder in every enabled store. One ingest (or recreate) per instance at a time: a
+ * second one is refused (ARCA_ERR_STATE), so two writers can never give the same UID. */
+
+typedef struct {
+	uint32_t uid;
+	uint32_t store_id;
+	uint64_t msg_id;
+} arca_folder_msg;
+
+/* A folder as an IMAP mailbox: its committed memberships in all enabled stores, by UID. */
+typedef struct {
+	uint32_t folder_id;
+	uint32_t archive_id;
+	uint32_t uidvalidity;
+	uint32_t uid_next;     /* UIDNEXT: every membership committed later has a UID >= this */
+	size_t count;          /* entries in msgs (EXISTS); message sequence number = index + 1 */
+	arca_folder_msg *msgs; /* sorted by uid (strictly ascending) */
+	size_t cap;            /* allocated entries (private) */
+} arca_folder_view;
+
+/* Builds the view of folder_id (owned by the caller: arca_folder_view_free). Only committed
+ * memberships, also while another handle or process imports: the view holds exactly those
+ * with uid < uid_next, and whatever is committed later gets a UID >= uid_next. Cost: one
+ * range scan of the folder's key per enabled store (and a few index seeks); for a
+ * read-only handle the store list is re-read first (stores created or disabled meanwhile).
+ * ARCA_ERR_NOTFOUND: no such folder; ARCA_ERR_STATE: a store or the instance database has
+ * not been upgraded to UIDs yet (a writable open does that). */
+arca_status arca_instance_folder_view(arca_instance *in, uint32_t folder_id,
+                                      arca_folder_view **out, arca_error *err);
+/* Appends the memberships committed since (uid >= v->uid_next) and advances v->uid_next;
+ * *added (may be NULL) gets their number. Cheap: one seek per store (IMAP NOOP/IDLE).
+ * Memberships that disappear (a store disabled) stay in v until it is built again.
+ * ARCA_ERR_STATE if the folder's UIDVALIDITY changed (v is then unchanged: build anew). */
+arca_status arca_folder_view_refresh(arca_instance *in, arca_folder_view *v, size_t *added,
+                                     arca_error *err);
+/* Index of uid in v->msgs, or -1 (binary search). */
+long arca_folder_view_find(const arca_folder_view *v, uint32_t uid);
+void arca_folder_view_free(arca_folder_view **v);
+
+typedef struct {
+	uint64_t size;        /* raw bytes (RFC822.SIZE) */
+	int64_t archive_time; /* seconds since the epoch, when it was archived (INTERNALDATE) */
+} arca_message_info;
+/* Size and archive time of a message, from the store's metadata (no container read). */
+arca_status arca_instance_msginfo(arca_instance *in, uint32_t store_id, uint64_t msg_id,
+                                  arca_message_info *out, arca_error *err);
+/* The same for n messages of a view (e.g. FETCH 1:* RFC822.SIZE INTERNALDATE): out[i] for
+ * msgs[i]; one store snapshot per store. */
+arca_status arca_instance_msginfo_many(arca_instance *in, const arca_folder_msg *msgs, size_t n,
+                                       arca_message_info *out, arca_error *err);
 
 /* ---- stores ---- */
 typedef enum {

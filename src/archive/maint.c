@@ -12,8 +12,9 @@
 #include "lib/fs.h"
 #include "lib/log.h"
 
-arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_folder_info **out,
-                                  size_t *n, arca_error *err)
+/* Folders of archive_id (0: all) or the one folder folder_id (if not 0). */
+static arca_status list_folders(arca_instance *in, uint32_t archive_id, uint32_t folder_id,
+                                arca_folder_info **out, size_t *n, arca_error *err)
 {
 	sqlite3_stmt *st;
 	arca_folder_info *v = NULL;
@@ -21,13 +22,17 @@ arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_f
 	arca_status res = ARCA_OK;
 	*out = NULL;
 	*n = 0;
+	/* a read-only handle may serve for long: stores created or disabled since count */
+	if ((in->flags & ARCA_INSTANCE_READONLY) && (res = inst_stores_sync(in, err)) != ARCA_OK)
+		return res;
 	if (sqlite3_prepare_v2(in->db,
 	                       "SELECT f.id, f.archive_id, a.name, f.path FROM folders f JOIN archives a"
-	                       " ON a.id=f.archive_id WHERE ?1=0 OR f.archive_id=?1"
-	                       " ORDER BY a.name, f.path",
+	                       " ON a.id=f.archive_id WHERE (?1=0 OR f.archive_id=?1)"
+	                       " AND (?2=0 OR f.id=?2) ORDER BY a.name, f.path",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return inst_db_err(in, err, "folders");
 	sqlite3_bind_int64(st, 1, archive_id);
+	sqlite3_bind_int64(st, 2, folder_id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		arca_folder_info *f;
 		if (cnt == cap) {
@@ -46,9 +51,14 @@ arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_f
 		f->archive_id = (uint32_t)sqlite3_column_int64(st, 1);
 		f->archive = strdup((const char *)sqlite3_column_text(st, 2));
 		f->path = strdup((const char *)sqlite3_column_text(st, 3));
+		if (f->archive == NULL || f->path == NULL)
+			res = arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
 	}
 	sqlite3_finalize(st);
 	for (size_t i = 0; i < cnt && res == ARCA_OK; i++) {
+		/* 0 while the instance database or a store predates UIDs (read-only handle) */
+		if (inst_uid_status(in, v[i].id, &v[i].uidvalidity, &v[i].uid_next, NULL) != ARCA_OK)
+			v[i].uidvalidity = v[i].uid_next = 0;
 		for (size_t si = 0; si < in->n_stores; si++) {
 			inst_store *s = &in->stores[si];
 			uint64_t c = 0;
@@ -65,6 +75,50 @@ arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_f
 	*out = v;
 	*n = cnt;
 	return ARCA_OK;
+}
+
+arca_status arca_instance_folders(arca_instance *in, uint32_t archive_id, arca_folder_info **out,
+                                  size_t *n, arca_error *err)
+{
+	return list_folders(in, archive_id, 0, out, n, err);
+}
+
+arca_status arca_instance_folder_get(arca_instance *in, uint32_t folder_id,
+                                     arca_folder_info **out, arca_error *err)
+{
+	size_t n = 0;
+	arca_status st;
+	*out = NULL;
+	if (folder_id == 0)
+		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no folder with id 0");
+	st = list_folders(in, 0, folder_id, out, &n, err);
+	if (st == ARCA_OK && n == 0)
+		st = arca_error_set(err, ARCA_ERR_NOTFOUND, "no folder with id %u", (unsigned)folder_id);
+	return st;
+}
+
+arca_status arca_instance_folder_lookup(arca_instance *in, const char *archive, const char *path,
+                                        uint32_t *folder_id, arca_error *err)
+{
+	sqlite3_stmt *st;
+	arca_status res = ARCA_OK;
+	int rc;
+	if (sqlite3_prepare_v2(in->db, "SELECT f.id FROM folders f JOIN archives a ON"
+	                       " a.id = f.archive_id WHERE a.name = ?1 AND f.path = ?2", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return inst_db_err(in, err, "folders");
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*folder_id = (uint32_t)sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		res = arca_error_set(err, ARCA_ERR_NOTFOUND, "no folder \"%s\" in archive \"%s\"", path,
+		                     archive);
+	else
+		res = inst_db_err(in, err, "folders");
+	sqlite3_finalize(st);
+	return res;
 }
 
 void arca_folder_infos_free(arca_folder_info *f, size_t n)
@@ -374,6 +428,8 @@ arca_status arca_instance_recreate(arca_instance *in, uint32_t store_id, arca_da
 	inst_store *s = inst_store_by_id(in, store_id);
 	arca_store_paths p;
 	damage_ctx d = {.cb = cb, .ctx = ctx, .store_id = store_id};
+	arca_store_uid_hooks h;
+	inst_uid_ctx uc;
 	arca_status st;
 	uint64_t docs = 0;
 	if (s == NULL)
@@ -383,11 +439,25 @@ arca_status arca_instance_recreate(arca_instance *in, uint32_t store_id, arca_da
 	if (!s->key_ok)
 		return arca_error_set(err, ARCA_ERR_CRYPTO, "store %u: data key cannot be unwrapped",
 		                      store_id);
+	/* memberships whose records carry no UID get new ones: no ingest may give UIDs meanwhile */
+	if ((st = inst_uid_lock(in, err)) != ARCA_OK)
+		return st;
 	inst_store_close(s);
 	p.meta_path = s->meta_db;
 	p.content_dir = s->content_dir;
-	st = arca_store_recreate_meta(&p, s->key, s->key_id, resolve_cb, in, damage_cb, &d, messages,
-	                              err);
+	inst_uid_hooks(&uc, in, store_id, true, &h);
+	st = arca_store_recreate_meta_ex(&p, s->key, s->key_id, resolve_cb, in, &h, damage_cb, &d,
+	                                 messages, err);
+	/* the folders whose UIDs were given anew get a new UIDVALIDITY; the high-water marks
+	 * cover the UIDs restored from the records */
+	if (st == ARCA_OK)
+		st = inst_uid_bump(&uc, err);
+	else
+		free(uc.bumped);
+	if (st == ARCA_OK)
+		st = inst_uid_fold_store(in, s, err);
+	inst_store_close(s);
+	inst_uid_unlock(in);
 	if (st != ARCA_OK)
 		return st;
 	if (s->state == ARCA_STORE_DISABLED || s->state == ARCA_STORE_WRITE_PROTECTED)

@@ -64,6 +64,9 @@ struct arca_index {
 	sqlite3_stmt *st_get_doc;
 	sqlite3_stmt *st_set_batch;
 	sqlite3_stmt *search[SHAPE_COUNT];
+	sqlite3_stmt *st_imap_words;  /* IMAP SEARCH: matches within one folder */
+	sqlite3_stmt *st_imap_folder; /* IMAP SEARCH: documents of one folder */
+	fts5_api *fts5;               /* for the tokenizer (arca_index_imap_words) */
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 };
@@ -129,7 +132,8 @@ static void finalize_all(arca_index *ix)
 {
 	sqlite3_stmt **all[] = { &ix->st_find_msg, &ix->st_key_taken, &ix->st_ins_doc,
 		                 &ix->st_ins_fts, &ix->st_ins_folder, &ix->st_set_folders,
-		                 &ix->st_get_doc, &ix->st_set_batch };
+		                 &ix->st_get_doc, &ix->st_set_batch, &ix->st_imap_words,
+		                 &ix->st_imap_folder };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		sqlite3_finalize(*all[i]);
 		*all[i] = NULL;
@@ -208,7 +212,7 @@ static void arca_tf_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_con
 	sqlite3_result_blob(ctx, v, (int)((size_t)(1 + nphr) * sizeof(double)), SQLITE_TRANSIENT);
 }
 
-static int register_rank(sqlite3 *db)
+static int register_rank(sqlite3 *db, fts5_api **out)
 {
 	fts5_api *api = NULL;
 	sqlite3_stmt *st = NULL;
@@ -220,6 +224,7 @@ static int register_rank(sqlite3 *db)
 	}
 	if (rc != SQLITE_OK || api == NULL || api->iVersion < 2)
 		return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+	*out = api;
 	return api->xCreateFunction(api, "arca_tf", NULL, arca_tf_fn, NULL);
 }
 
@@ -249,7 +254,7 @@ arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_
 	}
 	sqlite3_extended_result_codes(ix->db, 1);
 	sqlite3_busy_timeout(ix->db, 10000);
-	rc = register_rank(ix->db);
+	rc = register_rank(ix->db, &ix->fts5);
 	if (rc != SQLITE_OK) {
 		st = db_fail(ix, err, rc, "registering the rank function");
 		goto fail;
@@ -1355,4 +1360,179 @@ void arca_hits_free(arca_hits *h)
 	h->hits = NULL;
 	h->n = 0;
 	h->total = 0;
+}
+
+/* ---- IMAP SEARCH support ----
+ * IMAP's text keys are case-insensitive substring tests on a field. A word index can only
+ * find occurrences that begin at a word start, so the caller treats what these return as
+ * candidates, checks each against the message, and looks at documents the index does not
+ * have (arca_index_imap_folder) itself. */
+
+/* fts columns in ARCA_INDEX_F_* bit order */
+static const char *const imap_cols[] = { "subject", "from_", "to_", "cc", "bcc", "body",
+	                                 "attachment", "filename", "msgid" };
+
+/* Tokens of a needle that go into the phrase: a longer needle only narrows the candidates
+ * further, and its first words narrow them well enough. */
+#define IMAP_PHRASE_MAX 32
+
+typedef struct {
+	arca_buf *expr;
+	size_t n;
+	int end; /* byte offset where the last token taken ends */
+	arca_status st;
+} imap_tok;
+
+static int imap_token(void *p, int tflags, const char *tok, int ntok, int start, int end)
+{
+	imap_tok *t = p;
+	(void)start;
+	if ((tflags & FTS5_TOKEN_COLOCATED) || ntok <= 0)
+		return SQLITE_OK;
+	if (t->n == IMAP_PHRASE_MAX)
+		return SQLITE_DONE;
+	if (t->n > 0)
+		t->st = arca_buf_append(t->expr, " ", 1);
+	for (int i = 0; i < ntok && t->st == ARCA_OK; i++)
+		t->st = tok[i] == '"' ? arca_buf_append(t->expr, "\"\"", 2) :
+		                        arca_buf_append(t->expr, &tok[i], 1);
+	t->n++;
+	t->end = end;
+	return t->st == ARCA_OK ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/* The MATCH expression for text in the fields, or ARCA_ERR_INVALID if it has no word. */
+static arca_status imap_expr(arca_index *ix, const char *text, size_t len, unsigned fields,
+                             arca_buf *expr, arca_error *err)
+{
+	fts5_tokenizer api;
+	Fts5Tokenizer *tk = NULL;
+	void *ud = NULL;
+	const char *args[] = { "remove_diacritics", "2" };
+	imap_tok t = { .expr = expr, .st = ARCA_OK };
+	arca_status st = ARCA_OK;
+	int rc;
+	bool first = true;
+
+	if (len > INT32_MAX)
+		return arca_error_set(err, ARCA_ERR_LIMIT, "index: search text too long");
+	if (ix->fts5 == NULL || ix->fts5->xFindTokenizer(ix->fts5, "unicode61", &ud, &api) != SQLITE_OK)
+		return arca_error_set(err, ARCA_ERR_DB, "index: no unicode61 tokenizer");
+	st = arca_buf_append(expr, "{", 1);
+	for (size_t i = 0; st == ARCA_OK && i < sizeof(imap_cols) / sizeof(imap_cols[0]); i++) {
+		if (!(fields & (1u << i)))
+			continue;
+		if (!first)
+			st = arca_buf_append(expr, " ", 1);
+		if (st == ARCA_OK)
+			st = arca_buf_appendz(expr, imap_cols[i]);
+		first = false;
+	}
+	if (st == ARCA_OK)
+		st = arca_buf_appendz(expr, first ? "subject} : \"" : "} : \"");
+	if (st != ARCA_OK)
+		return arca_error_set(err, st, "index: out of memory");
+	rc = api.xCreate(ud, args, 2, &tk);
+	if (rc != SQLITE_OK)
+		return arca_error_set(err, ARCA_ERR_DB, "index: cannot create the tokenizer");
+	rc = api.xTokenize(tk, &t, FTS5_TOKENIZE_DOCUMENT, text, (int)len, imap_token);
+	api.xDelete(tk);
+	if (t.st != ARCA_OK)
+		return arca_error_set(err, t.st, "index: out of memory");
+	if (rc != SQLITE_OK && rc != SQLITE_DONE)
+		return arca_error_set(err, ARCA_ERR_DB, "index: tokenizing failed");
+	if (t.n == 0)
+		return arca_error_set(err, ARCA_ERR_INVALID, "no word to look up");
+	/* The last word may continue in the message ("invoic" in "invoices") unless the text
+	 * ends after it ("invoice "), or the phrase was cut (a word follows it). */
+	st = arca_buf_appendz(expr, t.n < IMAP_PHRASE_MAX && (size_t)t.end == len ? "\" *" : "\"");
+	if (st != ARCA_OK)
+		return arca_error_set(err, st, "index: out of memory");
+	return ARCA_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Collects column 0 of every row, sorted. */
+static arca_status collect_ids(arca_index *ix, sqlite3_stmt *s, uint64_t **ids, size_t *n,
+                               arca_error *err)
+{
+	uint64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			uint64_t *nv = realloc(v, nc * sizeof(*nv));
+			if (nv == NULL) {
+				free(v);
+				sqlite3_reset(s);
+				return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[cnt++] = (uint64_t)sqlite3_column_int64(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(ix, err, rc, "searching");
+	}
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
+	*ids = v;
+	*n = cnt;
+	return ARCA_OK;
+}
+
+arca_status arca_index_imap_words(arca_index *ix, uint32_t folder_id, const char *text, size_t len,
+                                  unsigned fields, uint64_t **ids, size_t *n, arca_error *err)
+{
+	arca_buf expr;
+	arca_status st;
+	int rc;
+	*ids = NULL;
+	*n = 0;
+	arca_buf_init(&expr, 64u * 1024u);
+	st = imap_expr(ix, text, len, fields, &expr, err);
+	if (st != ARCA_OK) {
+		arca_buf_free(&expr);
+		return st;
+	}
+	/* CROSS JOIN fixes the order: the full-text match drives, memberships and ids are point
+	 * lookups (left to itself, the planner scans the folder and runs the match per row) */
+	rc = prep(ix, &ix->st_imap_words,
+	          "SELECT d.msg_id FROM fts CROSS JOIN doc_folders df CROSS JOIN docs d"
+	          " WHERE fts MATCH ?1 AND df.folder_id = ?2 AND df.sortkey = fts.rowid"
+	          " AND d.sortkey = fts.rowid");
+	if (rc != SQLITE_OK) {
+		arca_buf_free(&expr);
+		return db_fail(ix, err, rc, "preparing search");
+	}
+	sqlite3_bind_text(ix->st_imap_words, 1, expr.data, (int)expr.len, SQLITE_STATIC);
+	sqlite3_bind_int64(ix->st_imap_words, 2, folder_id);
+	st = collect_ids(ix, ix->st_imap_words, ids, n, err);
+	sqlite3_clear_bindings(ix->st_imap_words);
+	arca_buf_free(&expr);
+	return st;
+}
+
+arca_status arca_index_imap_folder(arca_index *ix, uint32_t folder_id, uint64_t **ids, size_t *n,
+                                   arca_error *err)
+{
+	int rc;
+	*ids = NULL;
+	*n = 0;
+	rc = prep(ix, &ix->st_imap_folder,
+	          "SELECT d.msg_id FROM doc_folders df JOIN docs d ON d.sortkey = df.sortkey"
+	          " WHERE df.folder_id = ?1");
+	if (rc != SQLITE_OK)
+		return db_fail(ix, err, rc, "preparing search");
+	sqlite3_bind_int64(ix->st_imap_folder, 1, folder_id);
+	return collect_ids(ix, ix->st_imap_folder, ids, n, err);
 }

@@ -96,4 +96,34 @@ arca_status arca_index_stats(arca_index *ix, uint64_t *docs, arca_error *err);
 /* Size of the database file in bytes (pages in use and free; excludes the WAL). */
 arca_status arca_index_db_bytes(arca_index *ix, uint64_t *bytes, arca_error *err);
 
+/* ---- IMAP SEARCH support ---- */
+
+/* Fields of a document, for arca_index_imap_words. */
+enum {
+	ARCA_INDEX_F_SUBJECT = 1u << 0,
+	ARCA_INDEX_F_FROM = 1u << 1, /* From, Sender and Reply-To (addresses as parsed) */
+	ARCA_INDEX_F_TO = 1u << 2,
+	ARCA_INDEX_F_CC = 1u << 3,
+	ARCA_INDEX_F_BCC = 1u << 4,
+	ARCA_INDEX_F_BODY = 1u << 5,       /* text of the body parts (one per alternative) */
+	ARCA_INDEX_F_ATTACHMENT = 1u << 6, /* text of text attachments and attached messages */
+	ARCA_INDEX_F_FILENAME = 1u << 7,
+	ARCA_INDEX_F_MSGID = 1u << 8, /* Message-ID, In-Reply-To, References */
+	ARCA_INDEX_F_ALL = (1u << 9) - 1,
+};
+
+/* Message ids (ascending; caller frees *ids) of the documents of folder_id holding, in one of
+ * the fields, the words of text[0..len) as the index's tokenizer splits them (case and
+ * diacritics folded), in sequence, the last one also as the start of a longer word unless
+ * text ends after it. Every document in which text occurs as a case-insensitive substring of
+ * such a field is found, provided the occurrence begins at a word start (or text begins with
+ * a non-word character); the result may hold documents without such an occurrence: the
+ * caller checks. Only the first 32 words of text are looked up. ARCA_ERR_INVALID if text
+ * holds no word (punctuation only): the index cannot narrow the search down. */
+arca_status arca_index_imap_words(arca_index *ix, uint32_t folder_id, const char *text, size_t len,
+                                  unsigned fields, uint64_t **ids, size_t *n, arca_error *err);
+/* Message ids (ascending; caller frees *ids) of every document of folder_id in the index. */
+arca_status arca_index_imap_folder(arca_index *ix, uint32_t folder_id, uint64_t **ids, size_t *n,
+                                   arca_error *err);
+
 #endif

@@ -65,7 +65,7 @@ static bool row_ok(int64_t cont, int64_t off, int64_t size)
  * format 4 the dicts row itself is the only copy and no SHA-256 is known. */
 static arca_status read_dicts(arca_store *s, int64_t only, arca_error *err)
 {
-	bool v4 = s->format >= ARCA_STORE_FORMAT;
+	bool v4 = s->format >= ARCA_STORE_FORMAT_V4;
 	sqlite3_stmt *q = NULL;
 	arca_status st = ARCA_OK;
 	int rc = sqlite3_prepare_v2(s->db, v4 ? "SELECT id, sha256 FROM dicts"
@@ -398,8 +398,8 @@ static arca_status write_dict(arca_store *s, uint32_t id, const void *dict, size
 		arca_buf_free(&plain);
 		return arca_error_set(err, st, "out of memory");
 	}
-	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_DICT, id, plain.data, plain.len, &s->rec,
-	                   err);
+	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_VERSION, ARCA_REC_DICT, id, plain.data,
+	                   plain.len, &s->rec, err);
 	arca_buf_free(&plain);
 	if (st != ARCA_OK)
 		return st;

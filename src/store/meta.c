@@ -1,7 +1,9 @@
 /* The metadata database: schema, connection settings and the key check. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "store/store_int.h"
 
 /* Rows are kept small (integer keys, WITHOUT ROWID members) because a store holds millions of
@@ -34,13 +36,10 @@ static const char schema_sql[] =
 	"CREATE TABLE messages(id INTEGER PRIMARY KEY, sha256 BLOB NOT NULL UNIQUE,"
 	" size INTEGER NOT NULL, stored_size INTEGER NOT NULL, container INTEGER NOT NULL,"
 	" offset INTEGER NOT NULL, archive_time INTEGER NOT NULL);"
-	"CREATE TABLE members(folder_id INTEGER NOT NULL, message_id INTEGER NOT NULL,"
-	" archive_id INTEGER NOT NULL, batch INTEGER NOT NULL,"
-	" PRIMARY KEY(folder_id, message_id)) WITHOUT ROWID;"
-	/* "is message X in archive A" and "members of archive A in message order" */
-	"CREATE INDEX members_archive ON members(archive_id, message_id);"
-	/* "memberships added after batch B" (index catch-up) */
-	"CREATE INDEX members_batch ON members(batch);"
+	/* Format 5: keyed by (folder_id, uid), so a folder's memberships in UID order (an IMAP
+	 * folder view, its highest UID) are one range of the table; "is message X already in
+	 * folder F" goes through members_archive, whose entries carry folder_id and uid. */
+	ARCA_MEMBERS_SQL ARCA_MEMBERS_INDEX_SQL ARCA_BATCH_UIDS_SQL
 	"CREATE TABLE containers(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
 	DICTS_SQL LINKS_SQL DICT_COPIES_SQL;
 
@@ -180,7 +179,153 @@ out:
 	return s;
 }
 
-arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err)
+/* Runs a statement with up to two integer arguments that returns no rows. */
+static int run2(sqlite3_stmt *q, int64_t a, int64_t b)
+{
+	int rc;
+	sqlite3_bind_int64(q, 1, a);
+	sqlite3_bind_int64(q, 2, b);
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Folders whose rows in rm lack a UID get a start in temp.ub: max(hooks' base, highest UID
+ * of the folder + 1); the folders and counts go to *assigned. */
+static arca_status plan_uids(sqlite3 *db, const arca_store_uid_hooks *hooks,
+                             arca_meta_assigned **assigned, size_t *nassigned, arca_error *err)
+{
+	sqlite3_stmt *q = NULL, *ins = NULL;
+	arca_status st = ARCA_OK;
+	size_t cap = 0;
+	int rc = sqlite3_prepare_v2(db, "SELECT folder_id, count(*), (SELECT coalesce(max(uid), 0)"
+	                            " FROM rm r2 WHERE r2.folder_id = r1.folder_id) FROM rm r1"
+	                            " WHERE uid = 0 GROUP BY folder_id ORDER BY folder_id", -1, &q,
+	                            NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "INSERT INTO ub(folder_id, first) VALUES(?, ?)", -1, &ins,
+		                        NULL);
+	if (rc != SQLITE_OK) {
+		st = arca_meta_err(db, rc, err, "cannot plan UIDs");
+		goto out;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t fid = sqlite3_column_int64(q, 0), n = sqlite3_column_int64(q, 1);
+		int64_t max = sqlite3_column_int64(q, 2);
+		uint32_t base = 1;
+		uint64_t first;
+		if (fid <= 0 || fid > UINT32_MAX) {
+			st = arca_error_set(err, ARCA_ERR_CORRUPT, "membership with bad folder id %lld",
+			                    (long long)fid);
+			goto out;
+		}
+		if (hooks != NULL && hooks->uid_base != NULL &&
+		    (st = hooks->uid_base(hooks->ctx, (uint32_t)fid, &base)) != ARCA_OK) {
+			st = arca_error_set(err, st, "cannot find the first UID for folder %lld",
+			                    (long long)fid);
+			goto out;
+		}
+		first = (uint64_t)max + 1 > base ? (uint64_t)max + 1 : base;
+		if (first == 0 || first - 1 + (uint64_t)n > ARCA_UID_MAX) {
+			st = arca_error_set(err, ARCA_ERR_LIMIT, "folder %lld: no UIDs left for %lld "
+			                    "memberships", (long long)fid, (long long)n);
+			goto out;
+		}
+		if ((rc = run2(ins, fid, (int64_t)first)) != SQLITE_OK) {
+			st = arca_meta_err(db, rc, err, "cannot plan UIDs");
+			goto out;
+		}
+		if (*nassigned == cap) {
+			size_t nc = cap ? 2 * cap : 8;
+			arca_meta_assigned *na = realloc(*assigned, nc * sizeof(*na));
+			if (na == NULL) {
+				st = arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+				goto out;
+			}
+			*assigned = na;
+			cap = nc;
+		}
+		(*assigned)[(*nassigned)++] = (arca_meta_assigned){.folder_id = (uint32_t)fid,
+		                                                     .n = (uint64_t)n};
+	}
+	if (rc != SQLITE_DONE)
+		st = arca_meta_err(db, rc, err, "cannot plan UIDs");
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(ins);
+	return st;
+}
+
+arca_status arca_meta_fill_members(sqlite3 *db, bool dedup, const arca_store_uid_hooks *hooks,
+                                   arca_meta_assigned **assigned, size_t *nassigned,
+                                   arca_error *err)
+{
+	arca_status st = ARCA_OK;
+	*assigned = NULL;
+	*nassigned = 0;
+	/* First wins: the walk of recreate (content record, then links records) and a (folder,
+	 * message) pair mapped twice by a resolver. */
+	if (dedup)
+		st = arca_meta_exec(db, "DELETE FROM rm WHERE rowid NOT IN (SELECT min(rowid) FROM rm"
+		                    " GROUP BY folder_id, message_id);"
+		                    "UPDATE rm SET uid = 0 WHERE uid < 0 OR uid > 4294967294;"
+		                    "UPDATE rm SET uid = 0 WHERE uid != 0 AND rowid NOT IN (SELECT"
+		                    " min(rowid) FROM rm WHERE uid != 0 GROUP BY folder_id, uid);", err);
+	if (st == ARCA_OK)
+		st = arca_meta_exec(db, "CREATE TEMP TABLE ub(folder_id INTEGER PRIMARY KEY,"
+		                    " first INTEGER);", err);
+	if (st == ARCA_OK)
+		st = plan_uids(db, hooks, assigned, nassigned, err);
+	if (st == ARCA_OK && *nassigned > 0)
+		st = arca_meta_exec(db, "UPDATE rm SET uid = x.first - 1 + x.n FROM (SELECT rm.rowid AS r,"
+		                    " ub.first AS first, row_number() OVER (PARTITION BY rm.folder_id"
+		                    " ORDER BY batch, message_id) AS n FROM rm JOIN ub USING (folder_id)"
+		                    " WHERE uid = 0) AS x WHERE rm.rowid = x.r", err);
+	if (st == ARCA_OK)
+		st = arca_meta_exec(db, "INSERT INTO members(folder_id, uid, message_id, archive_id,"
+		                    " batch) SELECT folder_id, uid, message_id, archive_id, batch FROM rm"
+		                    " ORDER BY folder_id, uid;" ARCA_MEMBERS_INDEX_SQL
+		                    "INSERT INTO batch_uids(batch, folder_id, first_uid, last_uid)"
+		                    " SELECT batch, folder_id, min(uid), max(uid) FROM rm"
+		                    " GROUP BY batch, folder_id;", err);
+	sqlite3_exec(db, "DROP TABLE IF EXISTS temp.rm; DROP TABLE IF EXISTS temp.ub", NULL, NULL,
+	             NULL);
+	if (st != ARCA_OK) {
+		free(*assigned);
+		*assigned = NULL;
+		*nassigned = 0;
+	}
+	return st;
+}
+
+/* Format 5: members gets UIDs (the table is rebuilt: its key becomes (folder_id, uid)). */
+static arca_status members_v5(arca_store *s, const arca_store_uid_hooks *hooks, arca_error *err)
+{
+	arca_meta_assigned *a = NULL;
+	size_t n = 0;
+	arca_status st = arca_meta_exec(s->db, ARCA_RM_SQL "INSERT INTO rm(folder_id, message_id,"
+	                                " archive_id, batch, uid) SELECT folder_id, message_id,"
+	                                " archive_id, batch, 0 FROM members; DROP TABLE members;"
+	                                " DROP TABLE IF EXISTS batch_uids;"
+	                                ARCA_MEMBERS_SQL ARCA_BATCH_UIDS_SQL, err);
+	/* one row per (folder, message) already, and none has a UID: nothing to deduplicate */
+	if (st == ARCA_OK)
+		st = arca_meta_fill_members(s->db, false, hooks, &a, &n, err);
+	else
+		sqlite3_exec(s->db, "DROP TABLE IF EXISTS temp.rm", NULL, NULL, NULL);
+	if (st == ARCA_OK) {
+		uint64_t total = 0;
+		for (size_t i = 0; i < n; i++)
+			total += a[i].n;
+		arca_log(ARCA_LOG_INFO, "store", "upgrade of %s: UIDs for %llu memberships in %zu "
+		         "folders", s->meta_path, (unsigned long long)total, n);
+	}
+	free(a);
+	return st;
+}
+
+arca_status arca_meta_upgrade(arca_store *s, int format, const arca_store_uid_hooks *hooks,
+                              arca_error *err)
 {
 	char sql[64];
 	arca_status st = arca_meta_exec(s->db, "BEGIN IMMEDIATE", err);
@@ -188,19 +333,23 @@ arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err)
 		return st;
 	if (format == ARCA_STORE_FORMAT_V1)
 		st = arca_meta_exec(s->db, DICTS_SQL, err);
-	else
+	else if (format < ARCA_STORE_FORMAT_V4)
 		st = arca_meta_exec(s->db, "ALTER TABLE dicts ADD COLUMN sha256 BLOB", err);
 	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V3)
 		st = arca_meta_exec(s->db, LINKS_SQL, err);
 	/* Old links records are found once by walking the containers, so verify covers them. */
 	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V3)
 		st = arca_links_fill(s, err);
-	if (st == ARCA_OK)
+	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V4)
 		st = arca_meta_exec(s->db, DICT_COPIES_SQL, err);
 	/* The existing dictionary records become first copies; arca_dict_ensure_copies then
 	 * writes the second ones. */
-	if (st == ARCA_OK)
+	if (st == ARCA_OK && format < ARCA_STORE_FORMAT_V4)
 		st = arca_dict_upgrade(s, format, err);
+	/* Memberships committed before format 5 get UIDs in the order they were added. Their
+	 * records carry none, so a later recreate cannot restore these (docs/storage-format.md). */
+	if (st == ARCA_OK)
+		st = members_v5(s, hooks, err);
 	snprintf(sql, sizeof(sql), "UPDATE settings SET format = %d WHERE id = 1", ARCA_STORE_FORMAT);
 	if (st == ARCA_OK)
 		st = arca_meta_exec(s->db, sql, err);

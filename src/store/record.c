@@ -40,14 +40,25 @@ static uint64_t get64(const uint8_t *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
+static bool known_version(uint8_t version)
+{
+	return version == ARCA_REC_VERSION_1 || version == ARCA_REC_VERSION_2 ||
+	       version == ARCA_REC_VERSION;
+}
+
+static size_t content_fixed(uint8_t version)
+{
+	return version == ARCA_REC_VERSION_1 ? ARCA_REC_CONTENT_FIXED_V1 :
+	       version == ARCA_REC_VERSION_2 ? ARCA_REC_CONTENT_FIXED_V2 : ARCA_REC_CONTENT_FIXED;
+}
+
 uint64_t arca_rec_body_max(uint8_t version, uint8_t type)
 {
-	if (version != ARCA_REC_VERSION && version != ARCA_REC_VERSION_1)
+	if (!known_version(version))
 		return 0;
 	switch (type) {
 	case ARCA_REC_CONTENT:
-		return (version == ARCA_REC_VERSION_1 ? ARCA_REC_CONTENT_FIXED_V1 :
-		        ARCA_REC_CONTENT_FIXED) + 2 + ARCA_NAME_MAX + 2 + ARCA_FOLDER_MAX +
+		return content_fixed(version) + 2 + ARCA_NAME_MAX + 2 + ARCA_FOLDER_MAX +
 		       ZSTD_compressBound(ARCA_MAX_MESSAGE_SIZE);
 	case ARCA_REC_LINKS:
 		return ZSTD_compressBound(ARCA_REC_LINKS_MAX);
@@ -76,7 +87,7 @@ bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, co
 		*why = "bad record header (magic)";
 		return false;
 	}
-	if (in[4] != ARCA_REC_VERSION && in[4] != ARCA_REC_VERSION_1) {
+	if (!known_version(in[4])) {
 		*why = "bad record header (unknown version)";
 		return false;
 	}
@@ -101,11 +112,11 @@ bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, co
 	return true;
 }
 
-arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint8_t type,
-                          uint64_t seq, const void *plain, size_t len, arca_buf *rec,
+arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint8_t version,
+                          uint8_t type, uint64_t seq, const void *plain, size_t len, arca_buf *rec,
                           arca_error *err)
 {
-	arca_rec_hdr h = {.version = ARCA_REC_VERSION, .type = type, .key_id = key_id,
+	arca_rec_hdr h = {.version = version, .type = type, .key_id = key_id,
 	                  .body_len = (uint32_t)len, .seq = seq};
 	uint8_t *p;
 	arca_status st;
@@ -145,11 +156,13 @@ arca_status arca_rec_open(const uint8_t key[ARCA_KEY_LEN], const arca_rec_hdr *h
 	return ARCA_OK;
 }
 
-arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c)
+arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c, uint8_t version)
 {
 	uint8_t f[ARCA_REC_CONTENT_FIXED + 2];
+	size_t fixed = content_fixed(version);
 	arca_status st;
-	if (c->archive_name_len > ARCA_NAME_MAX || c->folder_path_len > ARCA_FOLDER_MAX)
+	if (c->archive_name_len > ARCA_NAME_MAX || c->folder_path_len > ARCA_FOLDER_MAX ||
+	    version == ARCA_REC_VERSION_1 || !known_version(version))
 		return ARCA_ERR_LIMIT;
 	memcpy(f, c->sha, 32);
 	put64(f + 32, c->raw_size);
@@ -159,8 +172,10 @@ arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c)
 	put32(f + 64, c->archive_id);
 	put32(f + 68, c->folder_id);
 	put32(f + 72, c->dict_id);
-	put16(f + 76, (uint16_t)c->archive_name_len);
-	if ((st = arca_buf_append(plain, f, sizeof(f))) != ARCA_OK ||
+	if (version == ARCA_REC_VERSION)
+		put32(f + 76, c->uid);
+	put16(f + fixed, (uint16_t)c->archive_name_len);
+	if ((st = arca_buf_append(plain, f, fixed + 2)) != ARCA_OK ||
 	    (st = arca_buf_append(plain, c->archive_name, c->archive_name_len)) != ARCA_OK)
 		return st;
 	put16(f, (uint16_t)c->folder_path_len);
@@ -190,8 +205,7 @@ static bool get_str(const uint8_t *p, size_t len, size_t *pos, size_t max, const
 bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_rec_content *c,
                             const char **why)
 {
-	size_t pos = version == ARCA_REC_VERSION_1 ? ARCA_REC_CONTENT_FIXED_V1 :
-	             ARCA_REC_CONTENT_FIXED;
+	size_t pos = content_fixed(version);
 	if (len < pos) {
 		*why = "content record too short";
 		return false;
@@ -204,6 +218,7 @@ bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_
 	c->archive_id = get32(p + 64);
 	c->folder_id = get32(p + 68);
 	c->dict_id = version == ARCA_REC_VERSION_1 ? 0 : get32(p + 72);
+	c->uid = version == ARCA_REC_VERSION ? get32(p + 76) : 0;
 	if (!get_str(p, len, &pos, ARCA_NAME_MAX, &c->archive_name, &c->archive_name_len) ||
 	    !get_str(p, len, &pos, ARCA_FOLDER_MAX, &c->folder_path, &c->folder_path_len)) {
 		*why = "content record has malformed names";
@@ -240,17 +255,25 @@ bool arca_rec_dict_parse(const uint8_t *p, size_t len, uint64_t seq, const uint8
 	return true;
 }
 
-arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l)
+static size_t link_fixed(uint8_t version)
+{
+	return version == ARCA_REC_VERSION ? ARCA_REC_LINK_FIXED : ARCA_REC_LINK_FIXED_V2;
+}
+
+arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l, uint8_t version)
 {
 	uint8_t f[ARCA_REC_LINK_FIXED + 2];
+	size_t fixed = link_fixed(version);
 	arca_status st;
 	if (l->archive_name_len > ARCA_NAME_MAX || l->folder_path_len > ARCA_FOLDER_MAX)
 		return ARCA_ERR_LIMIT;
 	put64(f, l->msg_id);
 	put32(f + 8, l->archive_id);
 	put32(f + 12, l->folder_id);
-	put16(f + 16, (uint16_t)l->archive_name_len);
-	if ((st = arca_buf_append(raw, f, sizeof(f))) != ARCA_OK ||
+	if (version == ARCA_REC_VERSION)
+		put32(f + 16, l->uid);
+	put16(f + fixed, (uint16_t)l->archive_name_len);
+	if ((st = arca_buf_append(raw, f, fixed + 2)) != ARCA_OK ||
 	    (st = arca_buf_append(raw, l->archive_name, l->archive_name_len)) != ARCA_OK)
 		return st;
 	put16(f, (uint16_t)l->folder_path_len);
@@ -260,20 +283,22 @@ arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l)
 	return ARCA_OK;
 }
 
-bool arca_rec_link_next(const uint8_t *p, size_t len, size_t *pos, arca_rec_link *l,
-                        const char **why)
+bool arca_rec_link_next(const uint8_t *p, size_t len, uint8_t version, size_t *pos,
+                        arca_rec_link *l, const char **why)
 {
+	size_t fixed = link_fixed(version);
 	*why = NULL;
 	if (*pos >= len)
 		return false;
-	if (len - *pos < ARCA_REC_LINK_FIXED) {
+	if (len - *pos < fixed) {
 		*why = "links record entry truncated";
 		return false;
 	}
 	l->msg_id = get64(p + *pos);
 	l->archive_id = get32(p + *pos + 8);
 	l->folder_id = get32(p + *pos + 12);
-	*pos += ARCA_REC_LINK_FIXED;
+	l->uid = version == ARCA_REC_VERSION ? get32(p + *pos + 16) : 0;
+	*pos += fixed;
 	if (!get_str(p, len, pos, ARCA_NAME_MAX, &l->archive_name, &l->archive_name_len) ||
 	    !get_str(p, len, pos, ARCA_FOLDER_MAX, &l->folder_path, &l->folder_path_len)) {
 		*why = "links record entry has malformed names";

@@ -56,7 +56,7 @@ static bool links_open(arca_store *s, const arca_rec_hdr *h, const uint8_t *rec,
 	if (!arca_rec_decompress(s->dctx, NULL, plain->data, plain->len, UINT64_MAX,
 	                         ARCA_REC_LINKS_MAX, raw, why))
 		return false;
-	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, &pos, &l, why))
+	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, h->version, &pos, &l, why))
 		(*n)++;
 	return *why == NULL;
 }
@@ -243,9 +243,9 @@ static bool mc_present(const mcheck *mc, uint64_t id)
 	return id < mc->n && (mc->flags[id] & MC_PRESENT) != 0;
 }
 
-/* Takes the entries of an intact links record (decoded in raw) as backing; returns how many
- * name messages that metadata does not have. */
-static uint64_t mc_links(verify_ctx *v, const arca_buf *raw, uint64_t batch)
+/* Takes the entries of an intact links record (decoded in raw, record version `version`) as
+ * backing; returns how many name messages that metadata does not have. */
+static uint64_t mc_links(verify_ctx *v, const arca_buf *raw, uint8_t version, uint64_t batch)
 {
 	size_t pos = 0;
 	const char *why;
@@ -253,7 +253,7 @@ static uint64_t mc_links(verify_ctx *v, const arca_buf *raw, uint64_t batch)
 	uint64_t unknown = 0;
 	if (v->mc.n == 0)
 		return 0;
-	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, &pos, &l, &why)) {
+	while (arca_rec_link_next((const uint8_t *)raw->data, raw->len, version, &pos, &l, &why)) {
 		if (mc_present(&v->mc, l.msg_id)) {
 			v->mc.acc[l.msg_id] -= mix(batch);
 			v->mc.cnt[l.msg_id]--;
@@ -411,7 +411,7 @@ static uint64_t check_unknown(verify_ctx *v, uint32_t id, int fd, uint64_t a, ui
 			return a + len;
 		}
 		/* Recreate would take its memberships, so they back metadata all the same. */
-		n = mc_links(v, &v->raw, h.seq);
+		n = mc_links(v, &v->raw, h.version, h.seq);
 		if (v->has_links)
 			report(v, 0, "links record of batch %llu at %s offset %llu is unknown to "
 			       "metadata", (unsigned long long)h.seq, name, (unsigned long long)a);
@@ -589,7 +589,7 @@ static void verify_link(verify_ctx *v, const vcont *conts, size_t nconts, uint64
 	                       &why)) {
 		/* why set */
 	} else {
-		uint64_t unknown = mc_links(v, &v->raw, batch);
+		uint64_t unknown = mc_links(v, &v->raw, h.version, batch);
 		if (n != entries)
 			report(v, 0, "links record of batch %llu at %s offset %llu holds %llu entries, "
 			       "metadata says %llu (metadata damaged)", (unsigned long long)batch, name,
@@ -853,15 +853,17 @@ static arca_status resolve(rebuild *r, const char *an, size_t anl, const char *f
 	return ARCA_OK;
 }
 
-/* Inserts a membership; ARCA_OK also if it exists. Fatal only for database errors. */
+/* Stages a membership (uid 0: not recorded); duplicates are resolved after the walk
+ * (arca_meta_fill_members). Fatal only for database errors. */
 static arca_status add_member(rebuild *r, uint64_t msg, uint32_t aid, uint32_t fid, uint64_t batch,
-                              arca_error *err)
+                              uint32_t uid, arca_error *err)
 {
 	int rc;
 	sqlite3_bind_int64(r->ins_mem, 1, fid);
 	sqlite3_bind_int64(r->ins_mem, 2, (int64_t)msg);
 	sqlite3_bind_int64(r->ins_mem, 3, aid);
 	sqlite3_bind_int64(r->ins_mem, 4, (int64_t)batch);
+	sqlite3_bind_int64(r->ins_mem, 5, uid);
 	rc = sqlite3_step(r->ins_mem);
 	sqlite3_reset(r->ins_mem);
 	if (rc != SQLITE_DONE)
@@ -964,7 +966,7 @@ static bool take_content(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64
 		rb_report(r, c.msg_id, "membership lost: %s", err != NULL ? err->msg : "resolve");
 		return true;
 	}
-	*st = add_member(r, c.msg_id, aid, fid, c.batch, err);
+	*st = add_member(r, c.msg_id, aid, fid, c.batch, c.uid, err);
 	return true;
 }
 
@@ -994,7 +996,8 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t
 		return false;
 	}
 	/* Validate the whole list before taking any of it. */
-	while (arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, &pos, &l, why))
+	while (arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, h->version, &pos, &l,
+	                          why))
 		entries++;
 	if (*why != NULL)
 		return false;
@@ -1011,7 +1014,8 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t
 	}
 	pos = 0;
 	while (*st == ARCA_OK &&
-	       arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, &pos, &l, why)) {
+	       arca_rec_link_next((const uint8_t *)r->raw.data, r->raw.len, h->version, &pos, &l,
+	                          why)) {
 		uint32_t aid, fid;
 		if (!msg_known(r, l.msg_id)) {
 			lost++;
@@ -1022,7 +1026,7 @@ static bool take_links(rebuild *r, const arca_rec_hdr *h, uint32_t cid, uint64_t
 			rb_report(r, l.msg_id, "membership lost: %s", err != NULL ? err->msg : "resolve");
 			continue;
 		}
-		*st = add_member(r, l.msg_id, aid, fid, h->seq, err);
+		*st = add_member(r, l.msg_id, aid, fid, h->seq, l.uid, err);
 	}
 	if (h->seq > r->max_batch)
 		r->max_batch = h->seq;
@@ -1271,8 +1275,21 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
                                      arca_store_damage_cb damage_cb, void *dctx, uint64_t *messages,
                                      arca_error *err)
 {
+	return arca_store_recreate_meta_ex(paths, key, key_id, resolve_cb, rctx, NULL, damage_cb,
+	                                   dctx, messages, err);
+}
+
+arca_status arca_store_recreate_meta_ex(const arca_store_paths *paths,
+                                        const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
+                                        arca_store_resolve_cb resolve_cb, void *rctx,
+                                        const arca_store_uid_hooks *uid_hooks,
+                                        arca_store_damage_cb damage_cb, void *dctx,
+                                        uint64_t *messages, arca_error *err)
+{
 	rebuild r = {.key = key, .key_id = key_id, .resolve = resolve_cb, .rctx = rctx,
 	             .dcb = damage_cb, .dctx = dctx};
+	arca_meta_assigned *assigned = NULL;
+	size_t nassigned = 0;
 	char tmp[ARCA_PATH_MAX + 16];
 	uint32_t *ids = NULL;
 	size_t n = 0;
@@ -1323,16 +1340,17 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 	st = arca_meta_open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &r.db, err);
 	if (st == ARCA_OK)
 		st = arca_meta_init(r.db, key, key_id, err);
+	/* memberships are staged in rm and go to members (and its indexes) after the walk */
 	if (st == ARCA_OK)
-		st = arca_meta_exec(r.db, "BEGIN", err);
+		st = arca_meta_exec(r.db, "BEGIN; DROP INDEX members_archive;" ARCA_RM_SQL, err);
 	if (st != ARCA_OK)
 		goto out;
 	rc = sqlite3_prepare_v2(r.db, "INSERT INTO messages(id, sha256, size, stored_size,"
 	                        " container, offset, archive_time) VALUES(?,?,?,?,?,?,?)", -1,
 	                        &r.ins_msg, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(r.db, "INSERT OR IGNORE INTO members(folder_id, message_id,"
-		                        " archive_id, batch) VALUES(?,?,?,?)", -1, &r.ins_mem, NULL);
+		rc = sqlite3_prepare_v2(r.db, "INSERT INTO rm(folder_id, message_id, archive_id, batch,"
+		                        " uid) VALUES(?,?,?,?,?)", -1, &r.ins_mem, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(r.db, "SELECT 1 FROM messages WHERE id = ?", -1, &r.has_msg,
 		                        NULL);
@@ -1380,6 +1398,12 @@ arca_status arca_store_recreate_meta(const arca_store_paths *paths, const uint8_
 		         (unsigned long long)r.max_batch, (unsigned long long)r.max_id + 1);
 		st = arca_meta_exec(r.db, sql, err);
 	}
+	/* UIDs from the records; new ones where a record carries none (before format 5) */
+	if (st == ARCA_OK) {
+		sqlite3_finalize(r.ins_mem);
+		r.ins_mem = NULL;
+		st = arca_meta_fill_members(r.db, true, uid_hooks, &assigned, &nassigned, err);
+	}
 	if (st == ARCA_OK)
 		st = arca_meta_exec(r.db, "COMMIT", err);
 out:
@@ -1410,6 +1434,14 @@ out:
 		unlink_db(tmp);
 	else if (messages != NULL)
 		*messages = r.messages;
+	for (size_t i = 0; st == ARCA_OK && i < nassigned; i++) {
+		arca_log(ARCA_LOG_INFO, "store", "recreate: folder %u: %llu memberships without a "
+		         "recorded UID got new ones", (unsigned)assigned[i].folder_id,
+		         (unsigned long long)assigned[i].n);
+		if (uid_hooks != NULL && uid_hooks->uids_assigned != NULL)
+			uid_hooks->uids_assigned(uid_hooks->ctx, assigned[i].folder_id, assigned[i].n);
+	}
+	free(assigned);
 	close(lock_fd);
 	return st;
 }

@@ -139,8 +139,8 @@ static int step_done(sqlite3_stmt *st)
 static void store_free(arca_store *s)
 {
 	sqlite3_stmt **sts[] = {&s->st_lookup, &s->st_msg, &s->st_ins_msg, &s->st_ins_mem,
-	                        &s->st_has_mem, &s->st_in_arch, &s->st_upd_cont, &s->st_ins_cont,
-	                        &s->st_upd_set, &s->st_ins_link, &s->st_ins_dcopy};
+	                        &s->st_mem_of, &s->st_max_uid, &s->st_upd_cont, &s->st_ins_cont,
+	                        &s->st_upd_set, &s->st_ins_link, &s->st_ins_dcopy, &s->st_ins_buid};
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
 		sqlite3_finalize(*sts[i]);
 		*sts[i] = NULL;
@@ -151,6 +151,7 @@ static void store_free(arca_store *s)
 		if (s->c[i].fd >= 0)
 			close(s->c[i].fd);
 	free(s->c);
+	free(s->uidn);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	arca_buf_free(&s->links);
@@ -317,8 +318,42 @@ static arca_status open_containers(arca_store *s, arca_error *err)
 	return ret;
 }
 
+arca_status arca_store_meta_format(const arca_store_paths *paths, int *format, arca_error *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	arca_status st = check_paths(paths, err);
+	int rc;
+	if (st != ARCA_OK)
+		return st;
+	if (!arca_fs_exists(paths->meta_path))
+		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no store at %s", paths->meta_path);
+	if ((st = arca_meta_open(paths->meta_path, SQLITE_OPEN_READONLY, &db, err)) != ARCA_OK)
+		return st;
+	rc = sqlite3_prepare_v2(db, "SELECT format FROM settings WHERE id = 1", -1, &q, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+		*format = sqlite3_column_int(q, 0);
+	else
+		st = arca_meta_err(db, rc, err, "metadata database is not an arca store");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return st;
+}
+
+int arca_store_format(const arca_store *s)
+{
+	return s->format;
+}
+
 arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARCA_KEY_LEN],
                             uint32_t key_id, int flags, arca_store **out, arca_error *err)
+{
+	return arca_store_open_ex(paths, key, key_id, flags, NULL, out, err);
+}
+
+arca_status arca_store_open_ex(const arca_store_paths *paths, const uint8_t key[ARCA_KEY_LEN],
+                               uint32_t key_id, int flags, const arca_store_uid_hooks *hooks,
+                               arca_store **out, arca_error *err)
 {
 	arca_store *s;
 	arca_status st = check_paths(paths, err);
@@ -342,6 +377,7 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	s->readonly = (flags & ARCA_STORE_READONLY) != 0;
 	s->container_max = ARCA_CONTAINER_MAX_SIZE;
 	s->dict_min = ARCA_DICT_MIN_MSGS;
+	s->rec_version = ARCA_REC_VERSION;
 	arca_buf_init(&s->links, ARCA_REC_LINKS_MAX);
 	arca_buf_init(&s->plain, BUF_MAX);
 	arca_buf_init(&s->rec, BUF_MAX);
@@ -381,7 +417,7 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	 * the store instead of meeting records it cannot read or links records it does not
 	 * list. After open_containers: the links walk must not see uncommitted tails. */
 	if (!s->readonly && format != ARCA_STORE_FORMAT) {
-		if ((st = arca_meta_upgrade(s, format, err)) != ARCA_OK)
+		if ((st = arca_meta_upgrade(s, format, hooks, err)) != ARCA_OK)
 			goto fail;
 		s->format = ARCA_STORE_FORMAT;
 	}
@@ -398,16 +434,16 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 	s->st_lookup = prep(s, "SELECT id FROM messages WHERE sha256 = ?", err, &st);
 	s->st_msg = prep(s, "SELECT sha256, size, stored_size, container, offset, archive_time"
 	                 " FROM messages WHERE id = ?", err, &st);
-	s->st_has_mem = prep(s, "SELECT 1 FROM members WHERE folder_id = ? AND message_id = ?",
-	                     err, &st);
-	s->st_in_arch = prep(s, "SELECT 1 FROM members WHERE archive_id = ? AND message_id = ?"
-	                     " LIMIT 1", err, &st);
 	if (!s->readonly) {
+		/* one lookup answers "in this folder (with which UID)?" and "in this archive?" */
+		s->st_mem_of = prep(s, "SELECT folder_id, uid FROM members INDEXED BY members_archive"
+		                    " WHERE archive_id = ?1 AND message_id = ?2", err, &st);
+		s->st_max_uid = prep(s, "SELECT max(uid) FROM members WHERE folder_id = ?", err, &st);
 		s->st_ins_msg = prep(s, "INSERT INTO messages(id, sha256, size, stored_size,"
 		                     " container, offset, archive_time) VALUES(?,?,?,?,?,?,?)",
 		                     err, &st);
-		s->st_ins_mem = prep(s, "INSERT INTO members(folder_id, message_id, archive_id, batch)"
-		                     " VALUES(?,?,?,?)", err, &st);
+		s->st_ins_mem = prep(s, "INSERT INTO members(folder_id, uid, message_id, archive_id,"
+		                     " batch) VALUES(?,?,?,?,?)", err, &st);
 		s->st_upd_cont = prep(s, "UPDATE containers SET committed_len = ? WHERE id = ?",
 		                      err, &st);
 		s->st_ins_cont = prep(s, "INSERT INTO containers(id, committed_len) VALUES(?, 0)",
@@ -418,6 +454,8 @@ arca_status arca_store_open(const arca_store_paths *paths, const uint8_t key[ARC
 		                      " entries) VALUES(?,?,?,?,?)", err, &st);
 		s->st_ins_dcopy = prep(s, "INSERT INTO dict_copies(dict_id, container, offset,"
 		                       " stored_size) VALUES(?,?,?,?)", err, &st);
+		s->st_ins_buid = prep(s, "INSERT INTO batch_uids(batch, folder_id, first_uid, last_uid)"
+		                      " VALUES(?,?,?,?)", err, &st);
 	}
 	if (st != ARCA_OK)
 		goto fail;
@@ -435,6 +473,7 @@ void arca_store_close(arca_store **store)
 {
 	if (store == NULL || *store == NULL)
 		return;
+	arca_store_read_end(*store);
 	arca_store_rollback(*store);
 	store_free(*store);
 	*store = NULL;
@@ -449,6 +488,11 @@ void arca_store_set_dict_min(arca_store *s, uint64_t n)
 {
 	s->dict_min = n;
 	s->dict_next_try = 0;
+}
+
+void arca_store_set_rec_version(arca_store *s, uint8_t version)
+{
+	s->rec_version = version;
 }
 
 void arca_store_fault_inject(arca_store *s, unsigned n, int errnum)
@@ -512,6 +556,7 @@ void arca_store_batch_abort(arca_store *s)
 	s->in_txn = false;
 	arca_buf_reset(&s->links);
 	s->links_n = 0;
+	s->nuidn = 0; /* may hold UIDs of the dropped batch: read them again */
 }
 
 void arca_store_rollback(arca_store *s)
@@ -526,11 +571,33 @@ static arca_status batch_fail(arca_store *s, arca_status st)
 	return st;
 }
 
+arca_status arca_store_read_begin(arca_store *s, arca_error *err)
+{
+	int rc;
+	if (s->in_txn || s->read_txn || !sqlite3_get_autocommit(s->db))
+		return ARCA_OK;
+	rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return arca_meta_err(s->db, rc, err, "cannot begin reading");
+	s->read_txn = true;
+	return ARCA_OK;
+}
+
+void arca_store_read_end(arca_store *s)
+{
+	if (!s->read_txn)
+		return;
+	s->read_txn = false;
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+}
+
 arca_status arca_store_batch_begin(arca_store *s, arca_error *err)
 {
 	int rc;
 	if (s->in_txn)
 		return ARCA_OK;
+	if (s->read_txn)
+		return arca_error_set(err, ARCA_ERR_STATE, "a read snapshot is open (arca_store_read_end)");
 	rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return arca_meta_err(s->db, rc, err, "cannot begin batch");
@@ -638,8 +705,8 @@ static arca_status flush_links(arca_store *s, arca_error *err)
 	if (ZSTD_isError(n))
 		return arca_error_set(err, ARCA_ERR_INVALID, "compression failed: %s",
 		                      ZSTD_getErrorName(n));
-	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_LINKS, s->last_batch + 1, s->plain.data, n,
-	                   &s->rec, err);
+	st = arca_rec_seal(s->key, s->key_id, s->rec_version, ARCA_REC_LINKS, s->last_batch + 1,
+	                   s->plain.data, n, &s->rec, err);
 	if (st == ARCA_OK)
 		st = arca_store_write_record(s, &cid, &off, err);
 	if (st == ARCA_OK) {
@@ -661,11 +728,12 @@ static arca_status flush_links(arca_store *s, arca_error *err)
 
 static arca_status add_content(arca_store *s, const void *data, size_t len,
                                const uint8_t sha[ARCA_SHA256_LEN], const arca_store_dest *d,
-                               uint64_t id, arca_error *err)
+                               uint64_t id, uint32_t uid, arca_error *err)
 {
 	arca_rec_content c = {
 		.raw_size = len, .archive_time = d->archive_time, .msg_id = id,
 		.batch = s->last_batch + 1, .archive_id = d->archive_id, .folder_id = d->folder_id,
+		.uid = uid,
 		.archive_name = d->archive_name, .archive_name_len = strlen(d->archive_name),
 		.folder_path = d->folder_path, .folder_path_len = strlen(d->folder_path),
 	};
@@ -679,7 +747,7 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 	/* The dictionary record was committed before dict_cur was set (dict.c). */
 	arca_dict_for_write(s, &c.dict_id, &cdict);
 	arca_buf_reset(&s->plain);
-	if ((st = arca_rec_content_encode(&s->plain, &c)) != ARCA_OK ||
+	if ((st = arca_rec_content_encode(&s->plain, &c, s->rec_version)) != ARCA_OK ||
 	    (st = arca_buf_reserve(&s->plain, bound)) != ARCA_OK)
 		return arca_error_set(err, st, "cannot build record for message %llu",
 		                      (unsigned long long)id);
@@ -694,8 +762,8 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 		return arca_error_set(err, ARCA_ERR_INVALID, "compression failed: %s",
 		                      ZSTD_getErrorName(n));
 	s->plain.len = hdr + n;
-	st = arca_rec_seal(s->key, s->key_id, ARCA_REC_CONTENT, id, s->plain.data, s->plain.len,
-	                   &s->rec, err);
+	st = arca_rec_seal(s->key, s->key_id, s->rec_version, ARCA_REC_CONTENT, id, s->plain.data,
+	                   s->plain.len, &s->rec, err);
 	if (st == ARCA_OK)
 		st = arca_store_write_record(s, &cid, &off, err);
 	if (st != ARCA_OK)
@@ -716,14 +784,70 @@ static arca_status add_content(arca_store *s, const void *data, size_t len,
 	return ARCA_OK;
 }
 
-static int exists_2(sqlite3_stmt *st, int64_t a, int64_t b)
+/* Where message id already is in archive a: *in_folder (with *uid) if in folder f, *in_archive
+ * if in any folder of a. Returns a SQLite code. */
+static int member_of(arca_store *s, uint32_t a, uint32_t f, uint64_t id, bool *in_folder,
+                     bool *in_archive, uint32_t *uid)
 {
+	sqlite3_stmt *q = s->st_mem_of;
 	int rc;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -rc;
+	*in_folder = *in_archive = false;
+	sqlite3_bind_int64(q, 1, a);
+	sqlite3_bind_int64(q, 2, (int64_t)id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		*in_archive = true;
+		if ((uint32_t)sqlite3_column_int64(q, 0) == f) {
+			*in_folder = true;
+			*uid = (uint32_t)sqlite3_column_int64(q, 1);
+		}
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The writer's next-UID slot of folder f (kept sorted by folder id): from the folder's highest
+ * UID in the store at first use. No row of f can be staged then: the slot is created by the
+ * first add to f and only dropped with the whole batch. */
+static arca_status uid_slot(arca_store *s, uint32_t f, struct store_uid_next **out,
+                            arca_error *err)
+{
+	size_t lo = 0, hi = s->nuidn;
+	int64_t max = 0;
+	int rc;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->uidn[mid].folder_id < f)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->nuidn && s->uidn[lo].folder_id == f) {
+		*out = &s->uidn[lo];
+		return ARCA_OK;
+	}
+	sqlite3_bind_int64(s->st_max_uid, 1, f);
+	rc = sqlite3_step(s->st_max_uid);
+	if (rc == SQLITE_ROW)
+		max = sqlite3_column_int64(s->st_max_uid, 0);
+	sqlite3_reset(s->st_max_uid);
+	if (rc != SQLITE_ROW)
+		return arca_meta_err(s->db, rc, err, "cannot read the highest UID");
+	if (max < 0 || max > ARCA_UID_MAX)
+		return arca_error_set(err, ARCA_ERR_CORRUPT, "folder %u has a bad UID %lld",
+		                      (unsigned)f, (long long)max);
+	if (s->nuidn == s->capuidn) {
+		size_t nc = s->capuidn ? 2 * s->capuidn : 8;
+		struct store_uid_next *n = realloc(s->uidn, nc * sizeof(*n));
+		if (n == NULL)
+			return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+		s->uidn = n;
+		s->capuidn = nc;
+	}
+	memmove(s->uidn + lo + 1, s->uidn + lo, (s->nuidn - lo) * sizeof(*s->uidn));
+	s->uidn[lo] = (struct store_uid_next){.folder_id = f, .next = (uint32_t)max + 1};
+	s->nuidn++;
+	*out = &s->uidn[lo];
+	return ARCA_OK;
 }
 
 arca_status arca_store_lookup(arca_store *s, const uint8_t sha[ARCA_SHA256_LEN], uint64_t *msg_id)
@@ -748,9 +872,12 @@ arca_status arca_store_add(arca_store *s, const void *data, size_t len,
                            arca_store_added *out, arca_error *err)
 {
 	uint8_t check[ARCA_SHA256_LEN];
-	uint64_t id;
+	struct store_uid_next *slot = NULL;
+	uint64_t id = 0;
+	uint32_t uid = 0;
+	bool found;
 	arca_status st;
-	int rc, has;
+	int rc;
 	memset(out, 0, sizeof(*out));
 	if (s->readonly)
 		return arca_error_set(err, ARCA_ERR_STATE, "store opened read-only");
@@ -773,44 +900,68 @@ arca_status arca_store_add(arca_store *s, const void *data, size_t len,
 	st = arca_store_lookup(s, sha, &id);
 	if (st == ARCA_ERR_DB)
 		return batch_fail(s, arca_meta_err(s->db, sqlite3_errcode(s->db), err, "lookup"));
-	if (st == ARCA_OK) {
-		has = exists_2(s->st_has_mem, dest->folder_id, (int64_t)id);
-		if (has == 1) {
+	found = st == ARCA_OK;
+	if (found) {
+		bool in_folder, in_archive;
+		rc = member_of(s, dest->archive_id, dest->folder_id, id, &in_folder, &in_archive,
+		               &uid);
+		if (rc != SQLITE_OK)
+			return batch_fail(s, arca_meta_err(s->db, rc, err, "membership lookup"));
+		if (in_folder) {
 			out->msg_id = id;
+			out->uid = uid;
 			return ARCA_OK; /* already in this folder: nothing to write */
 		}
-		if (has == 0)
-			has = exists_2(s->st_in_arch, dest->archive_id, (int64_t)id);
-		if (has < 0)
-			return batch_fail(s, arca_meta_err(s->db, -has, err, "membership lookup"));
-		out->new_in_archive = has == 0;
+		out->new_in_archive = !in_archive;
+	}
+	if ((st = uid_slot(s, dest->folder_id, &slot, err)) != ARCA_OK)
+		return batch_fail(s, st);
+	uid = dest->uid != 0 ? dest->uid : slot->next;
+	if (uid < slot->next || uid > ARCA_UID_MAX) {
+		/* nothing of this message is staged; the batch stays as it was */
+		memset(out, 0, sizeof(*out));
+		if (slot->next > ARCA_UID_MAX)
+			return arca_error_set(err, ARCA_ERR_LIMIT, "folder %u has no UIDs left",
+			                      (unsigned)dest->folder_id);
+		return arca_error_set(err, ARCA_ERR_INVALID, "UID %u of folder %u is not above its "
+		                      "highest UID %u in the store", (unsigned)uid,
+		                      (unsigned)dest->folder_id, (unsigned)(slot->next - 1));
+	}
+	if (found) {
 		/* The content record names only the first folder; later ones go to links. */
 		arca_rec_link l = {
 			.msg_id = id, .archive_id = dest->archive_id, .folder_id = dest->folder_id,
-			.archive_name = dest->archive_name, .archive_name_len = strlen(dest->archive_name),
-			.folder_path = dest->folder_path, .folder_path_len = strlen(dest->folder_path),
+			.uid = uid, .archive_name = dest->archive_name,
+			.archive_name_len = strlen(dest->archive_name), .folder_path = dest->folder_path,
+			.folder_path_len = strlen(dest->folder_path),
 		};
-		if (arca_rec_link_encode(&s->links, &l) != ARCA_OK)
+		if (arca_rec_link_encode(&s->links, &l, s->rec_version) != ARCA_OK)
 			return batch_fail(s, arca_error_set(err, ARCA_ERR_NOMEM, "out of memory"));
 		s->links_n++;
 		if (s->links.len >= ARCA_REC_LINKS_FLUSH && (st = flush_links(s, err)) != ARCA_OK)
 			return batch_fail(s, st);
 	} else {
 		id = s->next_id;
-		if ((st = add_content(s, data, len, sha, dest, id, err)) != ARCA_OK)
+		if ((st = add_content(s, data, len, sha, dest, id, uid, err)) != ARCA_OK)
 			return batch_fail(s, st);
 		s->next_id++;
 		out->new_content = out->new_in_archive = true;
 	}
 	sqlite3_bind_int64(s->st_ins_mem, 1, dest->folder_id);
-	sqlite3_bind_int64(s->st_ins_mem, 2, (int64_t)id);
-	sqlite3_bind_int64(s->st_ins_mem, 3, dest->archive_id);
-	sqlite3_bind_int64(s->st_ins_mem, 4, (int64_t)(s->last_batch + 1));
+	sqlite3_bind_int64(s->st_ins_mem, 2, uid);
+	sqlite3_bind_int64(s->st_ins_mem, 3, (int64_t)id);
+	sqlite3_bind_int64(s->st_ins_mem, 4, dest->archive_id);
+	sqlite3_bind_int64(s->st_ins_mem, 5, (int64_t)(s->last_batch + 1));
 	rc = step_done(s->st_ins_mem);
 	if (rc != SQLITE_OK)
 		return batch_fail(s, arca_meta_err(s->db, rc, err, "cannot record membership"));
+	slot->next = uid + 1;
+	if (slot->first == 0)
+		slot->first = uid;
+	slot->last = uid;
 	s->staged++;
 	out->msg_id = id;
+	out->uid = uid;
 	out->new_member = true;
 	return ARCA_OK;
 }
@@ -831,9 +982,24 @@ arca_status arca_store_commit(arca_store *s, uint64_t *batch, arca_error *err)
 	}
 	if ((st = flush_links(s, err)) != ARCA_OK)
 		return batch_fail(s, st);
+	/* the UID range of each folder in this batch (index catch-up finds the batch by it) */
+	for (size_t i = 0; i < s->nuidn; i++) {
+		struct store_uid_next *u = &s->uidn[i];
+		int rc;
+		if (u->first == 0)
+			continue;
+		sqlite3_bind_int64(s->st_ins_buid, 1, (int64_t)b);
+		sqlite3_bind_int64(s->st_ins_buid, 2, u->folder_id);
+		sqlite3_bind_int64(s->st_ins_buid, 3, u->first);
+		sqlite3_bind_int64(s->st_ins_buid, 4, u->last);
+		if ((rc = step_done(s->st_ins_buid)) != SQLITE_OK)
+			return batch_fail(s, arca_meta_err(s->db, rc, err, "cannot record batch UIDs"));
+	}
 	new_msgs = s->next_id - s->batch_next_id;
 	if ((st = arca_store_batch_commit(s, b, err)) != ARCA_OK)
 		return st;
+	for (size_t i = 0; i < s->nuidn; i++)
+		s->uidn[i].first = s->uidn[i].last = 0;
 	if (batch != NULL)
 		*batch = b;
 	if (s->ndicts == 0)
@@ -1100,12 +1266,15 @@ arca_status arca_store_each_member(arca_store *s, uint32_t archive_id, uint32_t 
                                    arca_store_member_cb cb, void *ctx, arca_error *err)
 {
 	int64_t a[2] = {folder_id, archive_id};
+	bool v5 = s->format >= ARCA_STORE_FORMAT;
+	/* a folder in UID order: one range of the key (before format 5, in message order) */
 	if (folder_id != 0 && archive_id != 0)
-		return each(s, MEMBER_COLS "WHERE folder_id = ?1 AND archive_id = ?2 "
-		            "ORDER BY message_id", a, 2, cb, ctx, err);
+		return each(s, v5 ? MEMBER_COLS "WHERE folder_id = ?1 AND archive_id = ?2 ORDER BY uid" :
+		            MEMBER_COLS "WHERE folder_id = ?1 AND archive_id = ?2 ORDER BY message_id",
+		            a, 2, cb, ctx, err);
 	if (folder_id != 0)
-		return each(s, MEMBER_COLS "WHERE folder_id = ?1 ORDER BY message_id", a, 1, cb, ctx,
-		            err);
+		return each(s, v5 ? MEMBER_COLS "WHERE folder_id = ?1 ORDER BY uid" :
+		            MEMBER_COLS "WHERE folder_id = ?1 ORDER BY message_id", a, 1, cb, ctx, err);
 	if (archive_id != 0)
 		return each(s, MEMBER_COLS "INDEXED BY members_archive WHERE archive_id = ?1 "
 		            "ORDER BY message_id", a + 1, 1, cb, ctx, err);
@@ -1118,8 +1287,133 @@ arca_status arca_store_each_member_since(arca_store *s, uint64_t after_batch,
 	/* committed batches only: on a writer's handle the open batch's rows are visible too,
 	 * and an index must never take in what may still be rolled back */
 	int64_t a[2] = {(int64_t)after_batch, (int64_t)arca_store_last_batch(s)};
-	return each(s, MEMBER_COLS "WHERE batch > ?1 AND batch <= ?2 ORDER BY batch, message_id", a,
-	            2, cb, ctx, err);
+	if (s->format < ARCA_STORE_FORMAT) /* read-only, not upgraded: members has no uid */
+		return each(s, MEMBER_COLS "WHERE batch > ?1 AND batch <= ?2 ORDER BY batch,"
+		            " message_id", a, 2, cb, ctx, err);
+	/* each batch's memberships of a folder are one UID range of it (batch_uids); the batch
+	 * test keeps the rows of other batches out should ranges overlap (UIDs given anew by a
+	 * recreate) */
+	return each(s, "SELECT m.message_id, m.archive_id, m.folder_id, m.batch FROM batch_uids b"
+	            " CROSS JOIN members m ON m.folder_id = b.folder_id AND m.uid BETWEEN"
+	            " b.first_uid AND b.last_uid AND m.batch = b.batch WHERE b.batch > ?1 AND"
+	            " b.batch <= ?2 ORDER BY b.batch, b.folder_id, m.uid", a, 2, cb, ctx, err);
+}
+
+/* ---- UIDs ---- */
+
+/* The highest batch a UID query may show: on a writer's handle with an open batch, its staged
+ * rows are visible to its own connection and must not be. */
+static int64_t committed_batch(const arca_store *s)
+{
+	return s->in_txn ? (int64_t)s->last_batch : INT64_MAX;
+}
+
+static arca_status uid_prepare(arca_store *s, const char *sql, sqlite3_stmt **q, arca_error *err)
+{
+	int rc;
+	if (s->format < ARCA_STORE_FORMAT)
+		return arca_error_set(err, ARCA_ERR_STATE, "store %s has format %d, without UIDs "
+		                      "(a writer's open upgrades it)", s->meta_path, s->format);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, q, NULL);
+	return rc == SQLITE_OK ? ARCA_OK : arca_meta_err(s->db, rc, err, "cannot read UIDs");
+}
+
+arca_status arca_store_folder_uids(arca_store *s, uint32_t folder_id, uint32_t from_uid,
+                                   arca_store_uid_cb cb, void *ctx, arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	arca_status st = uid_prepare(s, "SELECT uid, message_id FROM members WHERE folder_id = ?1"
+	                             " AND uid >= ?2 AND batch <= ?3 ORDER BY uid", &q, err);
+	int rc;
+	if (st != ARCA_OK)
+		return st;
+	sqlite3_bind_int64(q, 1, folder_id);
+	sqlite3_bind_int64(q, 2, from_uid);
+	sqlite3_bind_int64(q, 3, committed_batch(s));
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		st = cb(ctx, (uint32_t)sqlite3_column_int64(q, 0), (uint64_t)sqlite3_column_int64(q, 1));
+		if (st != ARCA_OK)
+			break;
+	}
+	if (st == ARCA_OK && rc != SQLITE_DONE)
+		st = arca_meta_err(s->db, rc, err, "cannot read UIDs");
+	sqlite3_finalize(q);
+	return st;
+}
+
+/* The first committed UID of a folder above after, scanning up (asc) or down from the top. */
+static arca_status uid_edge(arca_store *s, uint32_t folder_id, uint32_t after, bool asc,
+                            uint32_t *uid, arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	arca_status st = uid_prepare(s, asc ? "SELECT uid FROM members WHERE folder_id = ?1 AND"
+	                             " uid > ?2 AND batch <= ?3 ORDER BY uid LIMIT 1" :
+	                             "SELECT uid FROM members WHERE folder_id = ?1 AND uid > ?2 AND"
+	                             " batch <= ?3 ORDER BY uid DESC LIMIT 1", &q, err);
+	int rc;
+	*uid = 0;
+	if (st != ARCA_OK)
+		return st;
+	sqlite3_bind_int64(q, 1, folder_id);
+	sqlite3_bind_int64(q, 2, after);
+	sqlite3_bind_int64(q, 3, committed_batch(s));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*uid = (uint32_t)sqlite3_column_int64(q, 0);
+	else if (rc != SQLITE_DONE)
+		st = arca_meta_err(s->db, rc, err, "cannot read UIDs");
+	sqlite3_finalize(q);
+	return st;
+}
+
+arca_status arca_store_folder_max_uid(arca_store *s, uint32_t folder_id, uint32_t *max_uid,
+                                      arca_error *err)
+{
+	return uid_edge(s, folder_id, 0, false, max_uid, err);
+}
+
+arca_status arca_store_folder_uid_after(arca_store *s, uint32_t folder_id, uint32_t after,
+                                        uint32_t *uid, arca_error *err)
+{
+	return uid_edge(s, folder_id, after, true, uid, err);
+}
+
+arca_status arca_store_each_folder_max_uid(arca_store *s, arca_store_folder_uid_cb cb, void *ctx,
+                                           arca_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	arca_status st = uid_prepare(s, "SELECT folder_id FROM members WHERE folder_id > ?"
+	                             " ORDER BY folder_id LIMIT 1", &q, err);
+	int64_t f = 0;
+	int rc;
+	if (st != ARCA_OK)
+		return st;
+	/* one seek per folder rather than a scan of every membership */
+	for (;;) {
+		uint32_t max = 0;
+		sqlite3_bind_int64(q, 1, f);
+		rc = sqlite3_step(q);
+		if (rc == SQLITE_ROW)
+			f = sqlite3_column_int64(q, 0);
+		sqlite3_reset(q);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			st = arca_meta_err(s->db, rc, err, "cannot read UIDs");
+			break;
+		}
+		if (f <= 0 || f > UINT32_MAX) {
+			st = arca_error_set(err, ARCA_ERR_CORRUPT, "membership with bad folder id %lld",
+			                    (long long)f);
+			break;
+		}
+		if ((st = arca_store_folder_max_uid(s, (uint32_t)f, &max, err)) != ARCA_OK)
+			break;
+		if (max != 0 && (st = cb(ctx, (uint32_t)f, max)) != ARCA_OK)
+			break;
+	}
+	sqlite3_finalize(q);
+	return st;
 }
 
 static arca_status query_u64(arca_store *s, const char *sql, const int64_t *arg, uint64_t *v1,

@@ -15,28 +15,33 @@
 #include "store/store.h"
 
 /* settings.format of the metadata database. 2 added the dicts table, 3 the links table, 4 the
- * dict_copies table and dicts.sha256 (every dictionary record written at least twice); a
- * format-1, -2 or -3 database is still opened (read-only as is, a writer upgrades it in
- * place). */
-#define ARCA_STORE_FORMAT 4
+ * dict_copies table and dicts.sha256 (every dictionary record written at least twice), 5 the
+ * members.uid column (IMAP UIDs; members keyed by (folder_id, uid)); a format-1 to -4
+ * database is still opened (read-only as is, a writer upgrades it in place). */
+#define ARCA_STORE_FORMAT 5
 #define ARCA_STORE_FORMAT_V1 1
 #define ARCA_STORE_FORMAT_V2 2
 #define ARCA_STORE_FORMAT_V3 3
+#define ARCA_STORE_FORMAT_V4 4
 
 #define ARCA_REC_MAGIC "ARC1"
 /* Record version 2 added the dictionary id to the content inner plaintext and the dictionary
- * record type; version 1 records are still read. Writers always write version 2. */
-#define ARCA_REC_VERSION 2
+ * record type, version 3 the UID of the membership to the content inner plaintext and to every
+ * links entry; version 1 and 2 records are still read. Writers write version 3 (a test hook
+ * can make them write version 2). */
+#define ARCA_REC_VERSION 3
+#define ARCA_REC_VERSION_2 2
 #define ARCA_REC_VERSION_1 1
 #define ARCA_REC_CONTENT 1
 #define ARCA_REC_LINKS 2
 #define ARCA_REC_DICT 3
 #define ARCA_REC_HDR_LEN 36 /* magic4 ver1 type1 rsv2 key_id4 body_len4 seq8 nonce12 */
 #define ARCA_REC_OVERHEAD (ARCA_REC_HDR_LEN + ARCA_GCM_TAG_LEN)
-/* Fixed part of the content inner plaintext: sha32 raw8 time8 msg8 batch8 arch4 fold4, and
- * in version 2 dict4. */
+/* Fixed part of the content inner plaintext: sha32 raw8 time8 msg8 batch8 arch4 fold4, since
+ * version 2 dict4, since version 3 uid4. */
 #define ARCA_REC_CONTENT_FIXED_V1 (32 + 8 + 8 + 8 + 8 + 4 + 4)
-#define ARCA_REC_CONTENT_FIXED (ARCA_REC_CONTENT_FIXED_V1 + 4)
+#define ARCA_REC_CONTENT_FIXED_V2 (ARCA_REC_CONTENT_FIXED_V1 + 4)
+#define ARCA_REC_CONTENT_FIXED (ARCA_REC_CONTENT_FIXED_V2 + 4)
 /* Dictionary record inner plaintext: dict_id4, then the zstd dictionary. */
 #define ARCA_REC_DICT_FIXED 4
 #define ARCA_DICT_MAX (1024u * 1024u)  /* largest dictionary a reader accepts */
@@ -49,7 +54,9 @@
  * may decompress to more than ARCA_REC_LINKS_MAX (bound for readers). */
 #define ARCA_REC_LINKS_FLUSH (4u * 1024u * 1024u)
 #define ARCA_REC_LINKS_MAX (64u * 1024u * 1024u)
-#define ARCA_REC_LINK_FIXED (8 + 4 + 4)
+/* Fixed part of a links entry: msg8 arch4 fold4, since version 3 uid4. */
+#define ARCA_REC_LINK_FIXED_V2 (8 + 4 + 4)
+#define ARCA_REC_LINK_FIXED (ARCA_REC_LINK_FIXED_V2 + 4)
 #define ARCA_ZSTD_LEVEL 3
 #define ARCA_STORE_CPATH (ARCA_PATH_MAX + 48) /* content_dir + "/" + container name */
 
@@ -72,6 +79,7 @@ typedef struct {
 	uint32_t archive_id;
 	uint32_t folder_id;
 	uint32_t dict_id; /* 0: compressed without a dictionary (always 0 in version 1) */
+	uint32_t uid;     /* UID of the first membership (0: not recorded, before version 3) */
 	const char *archive_name;
 	size_t archive_name_len;
 	const char *folder_path;
@@ -84,6 +92,7 @@ typedef struct {
 	uint64_t msg_id;
 	uint32_t archive_id;
 	uint32_t folder_id;
+	uint32_t uid; /* 0: not recorded (before version 3) */
 	const char *archive_name;
 	size_t archive_name_len;
 	const char *folder_path;
@@ -97,16 +106,18 @@ uint64_t arca_rec_body_max(uint8_t version, uint8_t type);
 void arca_rec_hdr_encode(uint8_t out[ARCA_REC_HDR_LEN], const arca_rec_hdr *h);
 /* Checks magic, version, type, reserved bytes and the body_len bound; *why on failure. */
 bool arca_rec_hdr_decode(const uint8_t in[ARCA_REC_HDR_LEN], arca_rec_hdr *h, const char **why);
-/* Encrypts plain into rec (reset first): header || ciphertext || tag, fresh random nonce. */
-arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint8_t type,
-                          uint64_t seq, const void *plain, size_t len, arca_buf *rec,
+/* Encrypts plain into rec (reset first): header (record version `version`) || ciphertext ||
+ * tag, fresh random nonce. */
+arca_status arca_rec_seal(const uint8_t key[ARCA_KEY_LEN], uint32_t key_id, uint8_t version,
+                          uint8_t type, uint64_t seq, const void *plain, size_t len, arca_buf *rec,
                           arca_error *err);
 /* Authenticates and decrypts a whole record (rec_len = OVERHEAD + h->body_len) into plain
  * (reset first). ARCA_ERR_CRYPTO if authentication fails. */
 arca_status arca_rec_open(const uint8_t key[ARCA_KEY_LEN], const arca_rec_hdr *h,
                           const uint8_t *rec, arca_buf *plain, arca_error *err);
-/* Appends the content inner fields (without payload, version 2 layout) to plain. */
-arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c);
+/* Appends the content inner fields (without payload) in the layout of record version
+ * `version` (2 or 3) to plain. */
+arca_status arca_rec_content_encode(arca_buf *plain, const arca_rec_content *c, uint8_t version);
 /* Parses the content inner plaintext of a record of the given header version. */
 bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_rec_content *c,
                             const char **why);
@@ -114,10 +125,12 @@ bool arca_rec_content_parse(const uint8_t *p, size_t len, uint8_t version, arca_
  * the bytes are a zstd dictionary; *dict points into p. */
 bool arca_rec_dict_parse(const uint8_t *p, size_t len, uint64_t seq, const uint8_t **dict,
                          size_t *dict_len, const char **why);
-arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l);
-/* Parses the entry at *pos; false at the end (*why NULL) or on malformed data (*why set). */
-bool arca_rec_link_next(const uint8_t *p, size_t len, size_t *pos, arca_rec_link *l,
-                        const char **why);
+/* Appends a links entry in the layout of record version `version` (2 or 3). */
+arca_status arca_rec_link_encode(arca_buf *raw, const arca_rec_link *l, uint8_t version);
+/* Parses the entry at *pos of a links record of the given header version; false at the end
+ * (*why NULL) or on malformed data (*why set). */
+bool arca_rec_link_next(const uint8_t *p, size_t len, uint8_t version, size_t *pos,
+                        arca_rec_link *l, const char **why);
 /* Decompresses one zstd frame of exactly expect bytes (or, if expect is UINT64_MAX, at most
  * max bytes), appending to out; with ddict if not NULL. *why on failure. */
 bool arca_rec_decompress(ZSTD_DCtx *dctx, const ZSTD_DDict *ddict, const void *src,
@@ -138,10 +151,45 @@ arca_status arca_meta_open(const char *path, int flags, sqlite3 **db, arca_error
 arca_status arca_meta_check_key(sqlite3 *db, const uint8_t key[ARCA_KEY_LEN], uint32_t key_id,
                                 uint64_t *last_batch, uint64_t *next_id, int *format,
                                 arca_error *err);
-/* Upgrades a format-1 or -2 database of the writer s to the current format in one
+/* Upgrades a format-1 to -4 database of the writer s to the current format in one
  * transaction: creates the missing tables and fills links from the containers
- * (arca_links_fill). Container tails must already be cut (open_containers). */
-arca_status arca_meta_upgrade(arca_store *s, int format, arca_error *err);
+ * (arca_links_fill), gives every membership a UID (arca_meta_members_v5). Container tails
+ * must already be cut (open_containers). hooks may be NULL. */
+arca_status arca_meta_upgrade(arca_store *s, int format, const arca_store_uid_hooks *hooks,
+                              arca_error *err);
+/* Fills the members table (format 5, empty, without its secondary index) from the temporary
+ * table rm(folder_id, message_id, archive_id, batch, uid) of db, then creates the index, fills
+ * batch_uids (empty) and drops rm. With dedup, a (folder, message) pair found twice keeps its first row (lowest
+ * rowid) and a UID found twice in a folder is kept by the first row only. Rows without a UID
+ * (0) get new
+ * ones per folder in (batch, message_id) order from max(hooks->uid_base, the folder's highest
+ * UID + 1). The folders that got new UIDs are appended to *assigned (n pairs folder_id,
+ * count; caller frees). */
+typedef struct {
+	uint32_t folder_id;
+	uint64_t n;
+} arca_meta_assigned;
+arca_status arca_meta_fill_members(sqlite3 *db, bool dedup, const arca_store_uid_hooks *hooks,
+                                   arca_meta_assigned **assigned, size_t *nassigned,
+                                   arca_error *err);
+#define ARCA_MEMBERS_SQL \
+	"CREATE TABLE members(folder_id INTEGER NOT NULL, uid INTEGER NOT NULL," \
+	" message_id INTEGER NOT NULL, archive_id INTEGER NOT NULL, batch INTEGER NOT NULL," \
+	" PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;"
+/* "is message X in archive A (and in which folders)" and "members of archive A in message
+ * order" (the index holds the key columns folder_id, uid too). */
+#define ARCA_MEMBERS_INDEX_SQL \
+	"CREATE INDEX members_archive ON members(archive_id, message_id);"
+/* Format 5: per batch and folder, the UIDs its memberships got (one range: a folder's UIDs are
+ * given in the order added), for "memberships added after batch B" (index catch-up) without
+ * an index on members(batch). A few rows per batch. */
+#define ARCA_BATCH_UIDS_SQL \
+	"CREATE TABLE batch_uids(batch INTEGER NOT NULL, folder_id INTEGER NOT NULL," \
+	" first_uid INTEGER NOT NULL, last_uid INTEGER NOT NULL," \
+	" PRIMARY KEY(batch, folder_id)) WITHOUT ROWID;"
+#define ARCA_RM_SQL \
+	"CREATE TEMP TABLE rm(folder_id INTEGER NOT NULL, message_id INTEGER NOT NULL," \
+	" archive_id INTEGER NOT NULL, batch INTEGER NOT NULL, uid INTEGER NOT NULL);"
 /* Maps a SQLite result code to a status and error text. */
 arca_status arca_meta_err(sqlite3 *db, int rc, arca_error *err, const char *what);
 arca_status arca_meta_exec(sqlite3 *db, const char *sql, arca_error *err);
@@ -186,10 +234,12 @@ struct arca_store {
 	bool readonly;
 	int format;    /* settings.format at open (after a writer's upgrade) */
 	bool poisoned; /* a commit's outcome is unknown: refuse writes until reopened */
+	bool read_txn; /* arca_store_read_begin's transaction is open */
 	int lock_fd;   /* flock on content_dir: one writer */
 	sqlite3 *db;
-	sqlite3_stmt *st_lookup, *st_msg, *st_ins_msg, *st_ins_mem, *st_has_mem, *st_in_arch;
+	sqlite3_stmt *st_lookup, *st_msg, *st_ins_msg, *st_ins_mem, *st_mem_of, *st_max_uid;
 	sqlite3_stmt *st_upd_cont, *st_ins_cont, *st_upd_set, *st_ins_link, *st_ins_dcopy;
+	sqlite3_stmt *st_ins_buid;
 	arca_container *c; /* indexed by container id; slot 0 unused */
 	uint32_t nc;       /* slots allocated */
 	uint32_t cur;      /* container appended to (0: none yet) */
@@ -218,6 +268,15 @@ struct arca_store {
 	uint64_t dict_min;     /* train when nodict_msgs reaches this (0: never) */
 	uint64_t dict_next_try; /* after a failed training: retry at this count */
 	uint64_t container_max;
+	uint8_t rec_version;   /* record version written (ARCA_REC_VERSION; tests: 2) */
+	/* writer: next UID per folder (sorted by folder_id), from the committed maximum at first
+	 * use; forgotten when a batch is dropped */
+	struct store_uid_next {
+		uint32_t folder_id;
+		uint32_t next;
+		uint32_t first, last; /* UIDs given in the open batch (first 0: none) */
+	} *uidn;
+	size_t nuidn, capuidn;
 	unsigned fault_n;
 	int fault_errno;
 };
@@ -296,5 +355,8 @@ void arca_store_set_container_max(arca_store *s, uint64_t max);
 /* Test hook: messages without a dictionary before one is trained (default
  * ARCA_DICT_MIN_MSGS; 0 never trains). */
 void arca_store_set_dict_min(arca_store *s, uint64_t n);
+/* Test hook: record version of the content and links records written from now on (2: without
+ * UIDs, as before format 5; default ARCA_REC_VERSION). */
+void arca_store_set_rec_version(arca_store *s, uint8_t version);
 
 #endif

@@ -1382,7 +1382,7 @@ static void test_dict_format1(void **state)
 	/* an unknown format is still refused */
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 5", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE settings SET format = 6", NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, 0, &fx->s, &e), ARCA_ERR_STATE);
@@ -1658,7 +1658,7 @@ static void test_links_membership_check(void **state)
 	arca_store_close(&fx->s);
 	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DELETE FROM links WHERE batch = 3;"
-	                              " INSERT INTO members VALUES(9, 17, 1, 4);", NULL, NULL, NULL),
+	                              " INSERT INTO members VALUES(9, 1, 17, 1, 4);", NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	reopen(fx);
@@ -1743,6 +1743,382 @@ static void test_links_recreate(void **state)
 	verify_clean(fx);
 }
 
+/* ---- IMAP UIDs ---- */
+
+/* "folder:uid:msg:batch ..." of every membership, in (folder, uid) order. */
+static void members_text(fixture *fx, char *out, size_t n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open_v2(fx->meta, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT coalesce(group_concat(x, ' '), '') FROM"
+	                                    " (SELECT folder_id || ':' || uid || ':' || message_id ||"
+	                                    " ':' || batch AS x FROM members ORDER BY folder_id, uid)",
+	                                    -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	snprintf(out, n, "%s", (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+typedef struct {
+	uint32_t uid[512];
+	uint64_t msg[512];
+	unsigned n;
+} uid_list;
+
+static arca_status collect_uid(void *ctx, uint32_t uid, uint64_t msg_id)
+{
+	uid_list *l = ctx;
+	if (l->n < 512) {
+		l->uid[l->n] = uid;
+		l->msg[l->n++] = msg_id;
+	}
+	return ARCA_OK;
+}
+
+static uid_list folder_uids(arca_store *s, uint32_t folder, uint32_t from)
+{
+	uid_list l = {0};
+	arca_error e;
+	assert_int_equal(arca_store_folder_uids(s, folder, from, collect_uid, &l, &e), ARCA_OK);
+	return l;
+}
+
+static arca_status add_uid(fixture *fx, unsigned i, uint32_t archive, uint32_t folder,
+                           uint32_t uid, arca_store_added *out, arca_error *e)
+{
+	char buf[8192], an[32], fp[32];
+	uint8_t sha[ARCA_SHA256_LEN];
+	size_t n = make_msg(i, buf, sizeof(buf));
+	arca_store_dest d = {.archive_id = archive, .folder_id = folder, .archive_name = an,
+	                     .folder_path = fp, .archive_time = 1700000000 + i, .uid = uid};
+	snprintf(an, sizeof(an), "archive-%u", archive);
+	snprintf(fp, sizeof(fp), "INBOX/f%u", folder);
+	arca_sha256(buf, n, sha);
+	return arca_store_add(fx->s, buf, n, sha, &d, out, e);
+}
+
+static arca_status fold_list_cb(void *ctx, uint32_t folder_id, uint32_t max_uid)
+{
+	char *t = ctx;
+	size_t n = strlen(t);
+	snprintf(t + n, 256 - n, "%u:%u ", (unsigned)folder_id, (unsigned)max_uid);
+	return ARCA_OK;
+}
+
+/* UIDs ascend per folder in the order memberships are added; a duplicate gets none; only
+ * committed memberships are listed; UIDs survive a reopen, a rollback reuses nothing seen. */
+static void test_uids(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	arca_store_added a;
+	arca_error e;
+	uid_list l;
+	uint32_t u;
+	char t[256] = "";
+	for (unsigned i = 0; i < 10; i++) {
+		assert_int_equal(add_uid(fx, i, 1, 1, 0, &a, &e), ARCA_OK);
+		assert_int_equal(a.uid, i + 1);
+	}
+	/* already in the folder: no new UID, the existing one is reported */
+	assert_int_equal(add_uid(fx, 3, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_false(a.new_member);
+	assert_int_equal(a.uid, 4);
+	/* another folder has its own sequence (links entry) */
+	assert_int_equal(add_uid(fx, 3, 1, 2, 0, &a, &e), ARCA_OK);
+	assert_true(a.new_member && !a.new_content);
+	assert_int_equal(a.uid, 1);
+	/* staged memberships are not listed, not even on the writer's own handle */
+	assert_int_equal(folder_uids(fx->s, 1, 1).n, 0);
+	assert_int_equal(arca_store_folder_max_uid(fx->s, 1, &u, &e), ARCA_OK);
+	assert_int_equal(u, 0);
+	commit_ok(fx);
+	l = folder_uids(fx->s, 1, 1);
+	assert_int_equal(l.n, 10);
+	for (unsigned i = 0; i < 10; i++)
+		assert_true(l.uid[i] == i + 1 && l.msg[i] == i + 1);
+	l = folder_uids(fx->s, 1, 8);
+	assert_true(l.n == 3 && l.uid[0] == 8);
+	/* a UID chosen by the caller: never below the folder's highest; gaps are fine */
+	assert_int_equal(add_uid(fx, 20, 1, 1, 10, &a, &e), ARCA_ERR_INVALID);
+	assert_int_equal(add_uid(fx, 20, 1, 1, 100, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 100);
+	assert_int_equal(add_uid(fx, 21, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 101);
+	assert_int_equal(add_uid(fx, 22, 1, 1, ARCA_UID_MAX + 1u, &a, &e), ARCA_ERR_INVALID);
+	/* a reader sees the committed state only */
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	assert_int_equal(folder_uids(ro, 1, 1).n, 10);
+	commit_ok(fx);
+	l = folder_uids(ro, 1, 11);
+	assert_true(l.n == 2 && l.uid[0] == 100 && l.uid[1] == 101 && l.msg[1] == 12);
+	assert_int_equal(arca_store_folder_max_uid(ro, 1, &u, &e), ARCA_OK);
+	assert_int_equal(u, 101);
+	assert_int_equal(arca_store_folder_uid_after(ro, 1, 10, &u, &e), ARCA_OK);
+	assert_int_equal(u, 100);
+	assert_int_equal(arca_store_folder_uid_after(ro, 1, 101, &u, &e), ARCA_OK);
+	assert_int_equal(u, 0);
+	assert_int_equal(arca_store_each_folder_max_uid(ro, fold_list_cb, t, &e), ARCA_OK);
+	assert_string_equal(t, "1:101 2:1 ");
+	arca_store_close(&ro);
+	/* a dropped batch gave UIDs nobody saw: they are given again */
+	assert_int_equal(add_uid(fx, 30, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 102);
+	arca_store_rollback(fx->s);
+	assert_int_equal(add_uid(fx, 31, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 102);
+	commit_ok(fx);
+	/* after a reopen the sequence goes on */
+	reopen(fx);
+	assert_int_equal(add_uid(fx, 32, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 103);
+	assert_int_equal(add_uid(fx, 31, 1, 1, 0, &a, &e), ARCA_OK);
+	assert_false(a.new_member);
+	assert_int_equal(a.uid, 102);
+	commit_ok(fx);
+	/* in UID order per folder (the order added), not message order */
+	assert_int_equal(add_uid(fx, 0, 1, 2, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 2);
+	commit_ok(fx);
+	l = folder_uids(fx->s, 2, 1);
+	assert_true(l.n == 2 && l.msg[0] == 4 && l.msg[1] == 1);
+	{
+		member_list ml = {0};
+		assert_int_equal(arca_store_each_member(fx->s, 0, 2, collect, &ml, &e), ARCA_OK);
+		assert_true(ml.n == 2 && ml.m[0].msg == 4 && ml.m[1].msg == 1);
+	}
+	verify_clean(fx);
+}
+
+/* The UIDs are in the records: recreate restores them exactly. */
+static void test_uids_recreate(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	char before[8192], after[8192];
+	uint64_t n;
+	arca_error e;
+	arca_store_added a;
+	build_mixed(fx);
+	/* gaps, and a folder added to out of message order */
+	assert_int_equal(add_uid(fx, 7, 1, 9, 40, &a, &e), ARCA_OK);
+	assert_int_equal(add_uid(fx, 40, 1, 9, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 41);
+	commit_ok(fx);
+	members_text(fx, before, sizeof(before));
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(d.n + d.zero, 0);
+	members_text(fx, after, sizeof(after));
+	assert_string_equal(before, after);
+	reopen(fx);
+	verify_clean(fx);
+	assert_int_equal(add_uid(fx, 41, 1, 9, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 42);
+	commit_ok(fx);
+}
+
+typedef struct {
+	uint32_t base;
+	uint32_t folders[16];
+	uint64_t counts[16];
+	unsigned n;
+} uid_hook_ctx;
+
+static arca_status hook_base(void *ctx, uint32_t folder_id, uint32_t *first)
+{
+	uid_hook_ctx *c = ctx;
+	*first = c->base * folder_id;
+	return ARCA_OK;
+}
+
+static void hook_assigned(void *ctx, uint32_t folder_id, uint64_t n)
+{
+	uid_hook_ctx *c = ctx;
+	if (c->n < 16) {
+		c->folders[c->n] = folder_id;
+		c->counts[c->n++] = n;
+	}
+}
+
+/* Records written before format 5 (version 2) carry no UID: recreate gives those memberships
+ * new UIDs above the hook's base and the folder's restored UIDs, and names the folders. */
+static void test_uids_recreate_v2(void **state)
+{
+	fixture *fx = *state;
+	resolve_ctx r = {0};
+	damage_list d = {0};
+	uid_hook_ctx c = {.base = 1000};
+	arca_store_uid_hooks h = {.uid_base = hook_base, .uids_assigned = hook_assigned, .ctx = &c};
+	char before[8192], after[8192];
+	uint64_t n;
+	arca_error e;
+	arca_store_set_rec_version(fx->s, ARCA_REC_VERSION_2);
+	for (unsigned i = 0; i < 6; i++)
+		add_ok(fx, i, 1, 1); /* content records v2: folder 1 uids 1..6 */
+	add_ok(fx, 0, 1, 2);     /* links v2: folder 2 uid 1 */
+	commit_ok(fx);
+	arca_store_set_rec_version(fx->s, ARCA_REC_VERSION);
+	for (unsigned i = 6; i < 9; i++)
+		add_ok(fx, i, 1, 1); /* v3: folder 1 uids 7..9 */
+	add_ok(fx, 1, 1, 3);     /* v3 links: folder 3 uid 1 */
+	commit_ok(fx);
+	members_text(fx, before, sizeof(before));
+	assert_string_equal(before, "1:1:1:1 1:2:2:1 1:3:3:1 1:4:4:1 1:5:5:1 1:6:6:1 1:7:7:2 "
+	                    "1:8:8:2 1:9:9:2 2:1:1:1 3:1:2:2");
+	arca_store_close(&fx->s);
+	unlink_meta(fx);
+	assert_int_equal(arca_store_recreate_meta_ex(&fx->paths, fx->key, 7, resolve_names, &r, &h,
+	                                             damage_cb, &d, &n, &e), ARCA_OK);
+	assert_int_equal(d.n + d.zero, 0);
+	/* folder 1: 7..9 restored, 1..6 new from max(1000, 10); folder 2: new from 2000 */
+	members_text(fx, after, sizeof(after));
+	assert_string_equal(after, "1:7:7:2 1:8:8:2 1:9:9:2 1:1000:1:1 1:1001:2:1 1:1002:3:1 "
+	                    "1:1003:4:1 1:1004:5:1 1:1005:6:1 2:2000:1:1 3:1:2:2");
+	assert_int_equal(c.n, 2);
+	assert_true(c.folders[0] == 1 && c.counts[0] == 6 && c.folders[1] == 2 && c.counts[1] == 1);
+	/* without hooks: above the folder's restored UIDs */
+	c.n = 0;
+	assert_int_equal(arca_store_recreate_meta(&fx->paths, fx->key, 7, resolve_names, &r,
+	                                          damage_cb, &d, &n, &e), ARCA_OK);
+	members_text(fx, after, sizeof(after));
+	assert_string_equal(after, "1:7:7:2 1:8:8:2 1:9:9:2 1:10:1:1 1:11:2:1 1:12:3:1 "
+	                    "1:13:4:1 1:14:5:1 1:15:6:1 2:1:1:1 3:1:2:2");
+	reopen(fx);
+	verify_clean(fx);
+	/* batch 1's UIDs of folder 1 now lie above batch 2's: catch-up still finds each batch */
+	{
+		member_list ml = {0};
+		assert_int_equal(arca_store_each_member_since(fx->s, 1, collect, &ml, &e), ARCA_OK);
+		assert_int_equal(ml.n, 4);
+		for (unsigned i = 0; i < ml.n; i++)
+			assert_int_equal(ml.m[i].batch, 2);
+		ml.n = 0;
+		assert_int_equal(arca_store_each_member_since(fx->s, 0, collect, &ml, &e), ARCA_OK);
+		assert_int_equal(ml.n, 11);
+		for (unsigned i = 0; i < 7; i++)
+			assert_int_equal(ml.m[i].batch, 1);
+	}
+}
+
+static arca_status resolve_merge(void *ctx, const char *archive_name, const char *folder_path,
+                                 uint32_t *archive_id, uint32_t *folder_id)
+{
+	(void)ctx;
+	(void)archive_name;
+	(void)folder_path;
+	*archive_id = 1;
+	*folder_id = 5;
+	return ARCA_OK;
+}
+
+/* A resolver that maps two folders to one: a message in both is one membership, and a UID
+ * that two messages claim is kept by the first; the other gets a new one. */
+static void test_uids_recreate_merge(void **state)
+{
+	fixture *fx = *state;
+	damage_list d = {0};
+	uid_hook_ctx c = {.base = 1};
+	arca_store_uid_hooks h = {.uid_base = hook_base, .uids_assigned = hook_assigned, .ctx = &c};
+	char after[8192];
+	uint64_t n;
+	arca_error e;
+	add_ok(fx, 0, 1, 1); /* 1:1 msg 1 */
+	add_ok(fx, 1, 1, 1); /* 1:2 msg 2 */
+	add_ok(fx, 2, 1, 2); /* 2:1 msg 3 */
+	add_ok(fx, 0, 1, 2); /* 2:2 msg 1 */
+	commit_ok(fx);
+	arca_store_close(&fx->s);
+	assert_int_equal(arca_store_recreate_meta_ex(&fx->paths, fx->key, 7, resolve_merge, NULL, &h,
+	                                             damage_cb, &d, &n, &e), ARCA_OK);
+	members_text(fx, after, sizeof(after));
+	/* msg 1 (uid 1, first) and msg 2 (uid 2) kept; msg 3 claimed uid 1: a new UID, from the
+	 * hook's base 1 * 5 (above the folder's 2); the second membership of msg 1 is merged */
+	assert_string_equal(after, "5:1:1:1 5:2:2:1 5:5:3:1");
+	assert_true(c.n == 1 && c.folders[0] == 5 && c.counts[0] == 1);
+	reopen(fx);
+}
+
+/* Turns the store into format 4: members without UIDs, keyed by (folder_id, message_id). */
+#define TO_FORMAT4_SQL \
+	"CREATE TABLE m4(folder_id INTEGER NOT NULL, message_id INTEGER NOT NULL," \
+	" archive_id INTEGER NOT NULL, batch INTEGER NOT NULL," \
+	" PRIMARY KEY(folder_id, message_id)) WITHOUT ROWID;" \
+	"INSERT INTO m4 SELECT folder_id, message_id, archive_id, batch FROM members;" \
+	"DROP TABLE members; ALTER TABLE m4 RENAME TO members;" \
+	"CREATE INDEX members_archive ON members(archive_id, message_id);" \
+	"CREATE INDEX members_batch ON members(batch);" \
+	"UPDATE settings SET format = 4;"
+
+/* A format-4 store opens read-only as is (no UIDs); a writer upgrades it: every folder's
+ * memberships get UIDs in (batch, message_id) order from the hook's base. */
+static void test_uids_upgrade(void **state)
+{
+	fixture *fx = *state;
+	arca_store *ro = NULL;
+	uid_hook_ctx c = {.base = 100};
+	arca_store_uid_hooks h = {.uid_base = hook_base, .uids_assigned = hook_assigned, .ctx = &c};
+	char after[8192];
+	sqlite3 *db;
+	member_list ml = {0};
+	arca_error e;
+	uint32_t u;
+	arca_store_added a;
+	for (unsigned i = 0; i < 4; i++)
+		add_ok(fx, i, 1, 1);
+	commit_ok(fx);
+	add_ok(fx, 9, 1, 1);
+	add_ok(fx, 2, 1, 2);
+	add_ok(fx, 0, 1, 2);
+	commit_ok(fx);
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_FORMAT4_SQL, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_store_open(&fx->paths, fx->key, 7, ARCA_STORE_READONLY, &ro, &e),
+	                 ARCA_OK);
+	assert_int_equal(arca_store_format(ro), 4);
+	assert_int_equal(arca_store_folder_max_uid(ro, 1, &u, &e), ARCA_ERR_STATE);
+	assert_int_equal(arca_store_each_member(ro, 0, 2, collect, &ml, &e), ARCA_OK);
+	assert_true(ml.n == 2 && ml.m[0].msg == 1);
+	arca_store_close(&ro);
+	{
+		int f = 0;
+		assert_int_equal(arca_store_meta_format(&fx->paths, &f, &e), ARCA_OK);
+		assert_int_equal(f, 4);
+	}
+	assert_int_equal(arca_store_open_ex(&fx->paths, fx->key, 7, 0, &h, &fx->s, &e), ARCA_OK);
+	assert_int_equal(arca_store_format(fx->s), ARCA_STORE_FORMAT);
+	members_text(fx, after, sizeof(after));
+	/* folder 2: batch 2 holds msgs 3 and 1 -> message order within the batch */
+	assert_string_equal(after, "1:100:1:1 1:101:2:1 1:102:3:1 1:103:4:1 1:104:5:2 "
+	                    "2:200:1:2 2:201:3:2");
+	assert_int_equal(meta_int(fx, "SELECT format FROM settings"), ARCA_STORE_FORMAT);
+	verify_clean(fx);
+	assert_int_equal(add_uid(fx, 20, 1, 2, 0, &a, &e), ARCA_OK);
+	assert_int_equal(a.uid, 202);
+	assert_int_equal(add_uid(fx, 2, 1, 2, 0, &a, &e), ARCA_OK);
+	assert_false(a.new_member);
+	assert_int_equal(a.uid, 201);
+	commit_ok(fx);
+	/* without hooks UIDs start at 1 */
+	arca_store_close(&fx->s);
+	assert_int_equal(sqlite3_open(fx->meta, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, TO_FORMAT4_SQL, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reopen(fx);
+	members_text(fx, after, sizeof(after));
+	assert_string_equal(after, "1:1:1:1 1:2:2:1 1:3:3:1 1:4:4:1 1:5:5:2 "
+	                    "2:1:1:2 2:2:3:2 2:3:6:3");
+	verify_clean(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1780,6 +2156,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_links_membership_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links_format2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links_recreate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids_recreate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids_recreate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids_recreate_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids_upgrade, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
