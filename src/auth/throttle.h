@@ -21,9 +21,14 @@ arca_status arca_throttle_new(arca_throttle **out, arca_error *err);
 void arca_throttle_free(arca_throttle **t);
 
 /* Milliseconds the attempt (user name as typed, address as text) must wait before its result
- * is given, from the failures recorded so far. now_ms: a monotonic clock. */
+ * is given, from the failures recorded so far. now_ms: a monotonic clock. A pure query. */
 uint32_t arca_throttle_delay_ms(arca_throttle *t, const char *user, const char *addr,
                                 uint64_t now_ms);
+/* What a server calls once per attempt: like delay_ms, but a penalised address's attempts
+ * queue up (each is answered its delay after the previous one's answer), so parallel
+ * connections from one address wait in line instead of guessing side by side. */
+uint32_t arca_throttle_reserve_ms(arca_throttle *t, const char *user, const char *addr,
+                                  uint64_t now_ms);
 /* Records the outcome of an attempt. A failure raises the penalty of user and addr; a
  * success clears the user's (not the address's) penalty. */
 void arca_throttle_record(arca_throttle *t, const char *user, const char *addr, int success,
@@ -36,6 +41,10 @@ void arca_throttle_record(arca_throttle *t, const char *user, const char *addr, 
  * addr is the address text without a port; NULL or "" user/addr skip that key. Memory is
  * bounded (ARCA_THROTTLE_* in lib/limits.h): when full, the least recently touched entries
  * are forgotten first. */
+
+/* Scales every delay to percent of the schedule (1..1000; default 100): the test suite runs
+ * the policy faster; an operator may make it stricter. */
+void arca_throttle_set_scale(arca_throttle *t, unsigned percent);
 
 /* Entries currently held (for tests and monitoring). */
 void arca_throttle_counts(const arca_throttle *t, size_t *addrs, size_t *users);

@@ -95,12 +95,14 @@ arca_status arca_users_may_read(arca_users *u, const char *name, const char *arc
                                 const char *folder, bool *may, arca_error *err);
 
 /* Sets the password (Argon2id, libsodium crypto_pwhash_str with at least OWASP's parameters:
- * m=19 MiB, t=2, p=1 or stronger). An empty password is refused (ARCA_ERR_INVALID). */
+ * m=19 MiB, t=2, p=1 or stronger). An empty password is refused (ARCA_ERR_INVALID), one
+ * longer than ARCA_PASSWORD_MAX bytes too (ARCA_ERR_LIMIT). */
 arca_status arca_users_set_password(arca_users *u, const char *name, const char *password,
                                     arca_error *err);
 /* Checks a password. *ok false for a wrong password, an unknown user, a user without a
- * password or without the LOGIN privilege (also an admin; LOGIN is the account's switch): in all these cases the same work is done (a
- * dummy hash is verified for unknown users) so that timing does not tell them apart.
+ * password or without the LOGIN privilege (admins too: LOGIN is the account's on switch): in
+ * all these cases the same work is done (a dummy hash is verified for unknown users) so that
+ * timing does not tell them apart.
  * Returns an error only for database failures. On success *privileges and *user_id are set
  * (each may be NULL), else 0. A hash made with weaker parameters is replaced on success. */
 arca_status arca_users_check_password(arca_users *u, const char *name, const char *password,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "archive/instance.h"
+#include "auth/users.h"
 #include "crypto/crypto.h"
 #include "lib/fs.h"
 #include "lib/limits.h"
@@ -43,6 +44,10 @@ static const char usage_text[] =
     "  verify [--store ID] [--json]\n"
     "  recreate --store ID\n"
     "  rebuild-index [--store ID]\n"
+    "  user create NAME [--admin] [--full-name TEXT] [--password-stdin]\n"
+    "  user list [--json]\n"
+    "  user set-password NAME --password-stdin\n"
+    "  user delete NAME\n"
     "\n"
     "--base and --key-file default to $ARCA_BASE and $ARCA_KEY_FILE. See docs/cli.md.\n";
 
@@ -1131,6 +1136,160 @@ static int cmd_rebuild_index(int argc, char **argv)
 	return 0;
 }
 
+/* ---------------- users (bootstrap: the first administrator, without the API) ---------------- */
+
+/* One line from stdin, without its line end; empty is refused. */
+static int read_password(char *buf, size_t sz)
+{
+	size_t n;
+	if (fgets(buf, (int)sz, stdin) == NULL)
+		return -1;
+	n = strlen(buf);
+	if (n + 1 == sz && buf[n - 1] != '\n')
+		return -1; /* too long */
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+static int open_users(arca_users **u)
+{
+	arca_error err = {0};
+	if (opt_base == NULL || opt_base[0] == '\0')
+		return usage("--base DIR (or ARCA_BASE) is required");
+	if (arca_users_open(opt_base, u, &err) != ARCA_OK)
+		return fail(&err);
+	return 0;
+}
+
+static int user_create(int argc, char **argv)
+{
+	static const struct option opts[] = {{"admin", no_argument, NULL, 'a'},
+	                                     {"full-name", required_argument, NULL, 'f'},
+	                                     {"password-stdin", no_argument, NULL, 'p'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *full = "";
+	bool admin = false, pw_stdin = false;
+	char pw[1025];
+	arca_users *u = NULL;
+	arca_instance *in = NULL;
+	arca_error err = {0};
+	uint32_t aid;
+	int c, rc;
+	reset_getopt();
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': admin = true; break;
+		case 'f': full = optarg; break;
+		case 'p': pw_stdin = true; break;
+		default: return usage(NULL);
+		}
+	}
+	if (optind + 1 != argc)
+		return usage("user create needs exactly one NAME");
+	if (pw_stdin && read_password(pw, sizeof(pw)) != 0)
+		return usage("--password-stdin: expected one non-empty line (at most 1024 bytes) on stdin");
+	/* the user's archive first (it needs the instance key), then the user */
+	if ((rc = open_instance(0, &in)) != 0)
+		return rc;
+	if (arca_instance_archive_id(in, argv[optind], true, &aid, &err) != ARCA_OK) {
+		arca_instance_close(&in);
+		return fail(&err);
+	}
+	arca_instance_close(&in);
+	if ((rc = open_users(&u)) != 0)
+		return rc;
+	if (arca_users_create(u, argv[optind], full,
+	                      ARCA_PRIV_DEFAULT | (admin ? ARCA_PRIV_ADMIN : 0u), &err) != ARCA_OK ||
+	    (pw_stdin && arca_users_set_password(u, argv[optind], pw, &err) != ARCA_OK)) {
+		if (err.status != ARCA_ERR_EXISTS)
+			arca_users_delete(u, argv[optind], NULL);
+		arca_crypto_wipe(pw, sizeof(pw));
+		arca_users_close(&u);
+		return fail(&err);
+	}
+	arca_crypto_wipe(pw, sizeof(pw));
+	arca_users_close(&u);
+	printf("User %s created%s%s.\n", argv[optind], admin ? " (administrator)" : "",
+	       pw_stdin ? "" : " without a password (set one with user set-password)");
+	return 0;
+}
+
+static int cmd_user(int argc, char **argv)
+{
+	arca_users *u = NULL;
+	arca_error err = {0};
+	int rc;
+	if (argc < 2)
+		return usage("user needs a sub-command: create, list, set-password, delete");
+	if (strcmp(argv[1], "create") == 0)
+		return user_create(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0) {
+		arca_user *v;
+		size_t n;
+		bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+		if (argc > 3 || (argc == 3 && !json))
+			return usage("user list [--json]");
+		if ((rc = open_users(&u)) != 0)
+			return rc;
+		if (arca_users_list(u, &v, &n, &err) != ARCA_OK) {
+			arca_users_close(&u);
+			return fail(&err);
+		}
+		if (json) {
+			json_t *a = json_array();
+			for (size_t i = 0; i < n; i++) {
+				json_t *p = json_array();
+				for (unsigned b = 0; b < 32; b++)
+					if ((v[i].privileges & (1u << b)) && arca_priv_name(1u << b))
+						json_array_append_new(p, json_string(arca_priv_name(1u << b)));
+				json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:b}", "name", v[i].name,
+				                                   "full_name", v[i].full_name, "privileges", p,
+				                                   "has_password", v[i].has_password));
+			}
+			print_json(a);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				printf("%-30s", v[i].name);
+				for (unsigned b = 0; b < 32; b++)
+					if ((v[i].privileges & (1u << b)) && arca_priv_name(1u << b))
+						printf(" %s", arca_priv_name(1u << b));
+				printf("%s\n", v[i].has_password ? "" : "  (no password)");
+			}
+		}
+		arca_users_list_free(v, n);
+		arca_users_close(&u);
+		return 0;
+	}
+	if (strcmp(argv[1], "set-password") == 0) {
+		char pw[1025];
+		if (argc != 4 || strcmp(argv[3], "--password-stdin") != 0)
+			return usage("user set-password NAME --password-stdin");
+		if (read_password(pw, sizeof(pw)) != 0)
+			return usage("--password-stdin: expected one non-empty line (at most 1024 bytes) on stdin");
+		if ((rc = open_users(&u)) != 0)
+			return rc;
+		rc = arca_users_set_password(u, argv[2], pw, &err) == ARCA_OK ? 0 : fail(&err);
+		arca_crypto_wipe(pw, sizeof(pw));
+		arca_users_close(&u);
+		if (rc == 0)
+			printf("Password of %s set.\n", argv[2]);
+		return rc;
+	}
+	if (strcmp(argv[1], "delete") == 0) {
+		if (argc != 3)
+			return usage("user delete NAME");
+		if ((rc = open_users(&u)) != 0)
+			return rc;
+		rc = arca_users_delete(u, argv[2], &err) == ARCA_OK ? 0 : fail(&err);
+		arca_users_close(&u);
+		if (rc == 0)
+			printf("User %s deleted (the archive %s stays).\n", argv[2], argv[2]);
+		return rc;
+	}
+	return usage("unknown user sub-command");
+}
+
 /* ---------------- main ---------------- */
 
 typedef struct {
@@ -1144,6 +1303,7 @@ static const command commands[] = {
     {"get", cmd_get},           {"export", cmd_export},           {"archives", cmd_archives},
     {"folders", cmd_folders},   {"stats", cmd_stats},             {"verify", cmd_verify},
     {"recreate", cmd_recreate}, {"rebuild-index", cmd_rebuild_index},
+    {"user", cmd_user},
 };
 
 int main(int argc, char **argv)

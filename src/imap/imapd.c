@@ -1,0 +1,875 @@
+/* IMAP connections: accept, TLS, reading and parsing commands, dispatching them to the loop or
+ * the worker pool, and writing responses with flow control.
+ *
+ * Threads: everything here runs on the loop thread except a command's work step, which runs on
+ * a worker and writes into its own evbuffer; imapd_flush hands that to the session's `out`
+ * buffer (under the session mutex) and wakes the loop, which moves it to the connection while
+ * the connection's output is below OUT_HIGH. A worker waits while `out` is above OUT_HIGH, so a
+ * FETCH of a million messages to a slow client holds at most about 2 x OUT_HIGH in memory.
+ * One command runs at a time per session; pipelined commands wait in the input buffer. */
+#include "imap/imapd_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "net/deflate.h"
+#include "net/listen.h"
+
+#define OUT_HIGH (256u * 1024u)
+#define WRITE_TIMEOUT_S 600
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void process_input(imapd_session *s);
+static void command_finish(imapd_cmd *c);
+
+/* ------------------------------------------------------------------ output */
+
+void imapd_write(imapd_cmd *c, const void *data, size_t len)
+{
+	if (!c->client_gone)
+		evbuffer_add(c->buf, data, len);
+}
+
+void imapd_printf(imapd_cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	if (c->client_gone)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(c->buf, fmt, ap);
+	va_end(ap);
+}
+
+void imapd_tagged(imapd_cmd *c, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+	if (c->client_gone)
+		return;
+	evbuffer_add_printf(c->buf, "%s %s ", c->tag, status);
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(c->buf, fmt, ap);
+	va_end(ap);
+	evbuffer_add(c->buf, "\r\n", 2);
+}
+
+void imapd_tagged_error(imapd_cmd *c, const arca_error *e)
+{
+	switch (e->status) {
+	case ARCA_ERR_SYNTAX:
+		imapd_tagged(c, "BAD", "%s", e->msg);
+		break;
+	case ARCA_ERR_INVALID:
+		imapd_tagged(c, "BAD", "%s", e->msg);
+		break;
+	case ARCA_ERR_NOTFOUND:
+		imapd_tagged(c, "NO", "[NONEXISTENT] %s", e->msg);
+		break;
+	case ARCA_ERR_LIMIT:
+		imapd_tagged(c, "NO", "[LIMIT] %s", e->msg);
+		break;
+	case ARCA_ERR_STATE:
+		imapd_tagged(c, "NO", "[CANNOT] %s", e->msg);
+		break;
+	case ARCA_ERR_CORRUPT:
+	case ARCA_ERR_CRYPTO:
+		imapd_tagged(c, "NO", "[CORRUPTION] %s", e->msg);
+		break;
+	default:
+		imapd_tagged(c, "NO", "[SERVERBUG] %s", e->msg);
+		break;
+	}
+}
+
+/* Loop thread: moves worker output to the connection while it is not backed up. */
+static void pump_out(imapd_session *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->bev != NULL && evbuffer_get_length(s->out) > 0 &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) < OUT_HIGH) {
+		bufferevent_write_buffer(s->bev, s->out);
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump_out(arg);
+}
+
+bool imapd_flush(imapd_cmd *c)
+{
+	imapd_session *s = c->s;
+	bool gone;
+	pthread_mutex_lock(&s->mu);
+	while (!s->closing && evbuffer_get_length(s->out) >= OUT_HIGH)
+		pthread_cond_wait(&s->cv, &s->mu);
+	gone = s->closing;
+	if (!gone)
+		evbuffer_add_buffer(s->out, c->buf);
+	pthread_mutex_unlock(&s->mu);
+	if (gone) {
+		c->client_gone = true;
+		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
+		return false;
+	}
+	event_active(s->wake_ev, EV_READ, 0);
+	return true;
+}
+
+/* Loop thread: the command's buffered output goes out (after anything a worker left). */
+static void send_buf(imapd_session *s, struct evbuffer *buf)
+{
+	if (s->bev == NULL) {
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	evbuffer_add_buffer(s->out, buf);
+	pthread_mutex_unlock(&s->mu);
+	pump_out(s);
+}
+
+static void send_text(imapd_session *s, const char *text)
+{
+	if (s->bev != NULL) {
+		pthread_mutex_lock(&s->mu);
+		evbuffer_add(s->out, text, strlen(text));
+		pthread_mutex_unlock(&s->mu);
+		pump_out(s);
+	}
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+static void user_count_drop(arca_imapd *d, const char *user)
+{
+	for (size_t i = 0; i < d->n_user_counts; i++) {
+		if (strcmp(d->user_counts[i].name, user) == 0) {
+			if (--d->user_counts[i].n == 0)
+				d->user_counts[i] = d->user_counts[--d->n_user_counts];
+			return;
+		}
+	}
+}
+
+bool imapd_user_enter(imapd_session *s, const char *user)
+{
+	arca_imapd *d = s->d;
+	unsigned max = d->cfg.max_user_conns ? d->cfg.max_user_conns : 20;
+	for (size_t i = 0; i < d->n_user_counts; i++) {
+		if (strcmp(d->user_counts[i].name, user) == 0) {
+			if (d->user_counts[i].n >= max)
+				return false;
+			d->user_counts[i].n++;
+			s->counted = true;
+			return true;
+		}
+	}
+	if (d->n_user_counts == d->cap_user_counts) {
+		size_t cap = d->cap_user_counts ? d->cap_user_counts * 2 : 16;
+		struct imapd_user_count *n = realloc(d->user_counts, cap * sizeof(*n));
+		if (n == NULL)
+			return false;
+		d->user_counts = n;
+		d->cap_user_counts = cap;
+	}
+	snprintf(d->user_counts[d->n_user_counts].name, ARCA_NAME_MAX, "%s", user);
+	d->user_counts[d->n_user_counts].n = 1;
+	d->n_user_counts++;
+	s->counted = true;
+	return true;
+}
+
+void imapd_user_leave(imapd_session *s)
+{
+	if (s->counted) {
+		user_count_drop(s->d, s->user);
+		s->counted = false;
+	}
+}
+
+static void cmd_free(imapd_cmd *c)
+{
+	if (c == NULL)
+		return;
+	if (c->data_free != NULL && c->data != NULL)
+		c->data_free(c->data);
+	if (c->buf != NULL)
+		evbuffer_free(c->buf);
+	free(c->tag);
+	free(c);
+}
+
+static void session_free(imapd_session *s)
+{
+	arca_imapd *d = s->d;
+	arca_log(ARCA_LOG_INFO, "imap", "disconnect session=%llu peer=%s user=%s",
+	         (unsigned long long)s->id, s->peer, s->user[0] ? s->user : "-");
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		d->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	d->n_sessions--;
+	imapd_user_leave(s);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->wake_ev != NULL)
+		event_free(s->wake_ev);
+	evbuffer_free(s->out);
+	arca_imap_parser_free(&s->parser);
+	imapd_mailbox_free(&s->mbox);
+	free(s->searchres);
+	cmd_free(s->cmd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+/* The connection is gone (or must go now): stop I/O; free unless a worker still runs. */
+static void session_close(imapd_session *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->closing = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->timer != NULL)
+		event_del(s->timer);
+	if (s->cmd != NULL && s->cmd->next == IMAPD_WORKER)
+		return; /* freed when the worker's step returns */
+	session_free(s);
+}
+
+/* Output still queued in any layer (COMPRESS over TLS over the socket). */
+static bool layers_flushed(struct bufferevent *b)
+{
+	for (; b != NULL; b = bufferevent_get_underlying(b))
+		if (evbuffer_get_length(bufferevent_get_output(b)) > 0)
+			return false;
+	return true;
+}
+
+static void graceful_step(evutil_socket_t fd, short what, void *arg);
+
+/* A close we decided (LOGOUT, BYE): everything written goes out through every layer, then
+ * TLS says close_notify (clients report "unexpected eof" otherwise), then the socket closes.
+ * Bounded: after CLOSE_WAIT_TICKS the session closes anyway. */
+#define CLOSE_WAIT_TICKS 500 /* x 10 ms */
+static void graceful_close(imapd_session *s)
+{
+	struct timeval tv = {0, 10000};
+	if (s->bev == NULL) {
+		session_close(s);
+		return;
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	if (s->close_ticks == 0 && s->compressed)
+		bufferevent_flush(s->bev, EV_WRITE, BEV_FINISHED); /* the deflate stream's end */
+	if (!layers_flushed(s->bev) && s->close_ticks < CLOSE_WAIT_TICKS)
+		goto wait;
+	if (!s->tls_shut_down) {
+		struct bufferevent *b;
+		s->tls_shut_down = true;
+		for (b = s->bev; b != NULL; b = bufferevent_get_underlying(b)) {
+			SSL *ssl = bufferevent_openssl_get_ssl(b);
+			if (ssl != NULL) {
+				SSL_shutdown(ssl);
+				break;
+			}
+		}
+		if (!layers_flushed(s->bev) && s->close_ticks < CLOSE_WAIT_TICKS)
+			goto wait;
+	}
+	session_close(s);
+	return;
+wait:
+	s->close_ticks++;
+	if (s->timer == NULL)
+		s->timer = evtimer_new(bufferevent_get_base(s->bev), graceful_step, s);
+	else
+		event_assign(s->timer, bufferevent_get_base(s->bev), -1, 0, graceful_step, s);
+	if (s->timer == NULL || evtimer_add(s->timer, &tv) != 0)
+		session_close(s);
+}
+
+static void graceful_step(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	graceful_close(arg);
+}
+
+static void set_timeouts(imapd_session *s)
+{
+	struct timeval rd = {0, 0}, wr = {WRITE_TIMEOUT_S, 0};
+	const arca_imapd_config *cfg = &s->d->cfg;
+	if (s->bev == NULL)
+		return;
+	if (s->busy && (s->cmd == NULL || s->cmd->next != IMAPD_WAIT_LINE)) {
+		bufferevent_set_timeouts(s->bev, NULL, &wr);
+		return;
+	}
+	if (s->state & IMAPD_NOTAUTH)
+		rd.tv_sec = cfg->login_timeout_s ? cfg->login_timeout_s : 60;
+	else
+		rd.tv_sec = cfg->idle_timeout_s > 1800 ? cfg->idle_timeout_s : 1800;
+	bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+static void session_setup_bev(imapd_session *s)
+{
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_HIGH / 2, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	set_timeouts(s);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+	arca_imapd *d = arg;
+	struct event_base *base = evconnlistener_get_base(l);
+	imapd_session *s;
+	unsigned idx = 0;
+	arca_imap_parser_opts popts = {.literal_plus = true, .max_literal = 0};
+	while (idx < d->n_listeners && d->listeners[idx] != l)
+		idx++;
+	if (d->shutting_down || idx == d->n_listeners) {
+		evutil_closesocket(fd);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+		/* responses are written as they are ready: do not let Nagle hold the last segment */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	s->d = d;
+	s->id = ++d->next_id;
+	s->state = IMAPD_NOTAUTH;
+	s->trusted = d->listener_trusted[idx];
+	arca_listen_peer_text(sa, salen, false, s->peer, sizeof(s->peer));
+	arca_listen_peer_text(sa, salen, true, s->peer_host, sizeof(s->peer_host));
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->out = evbuffer_new();
+	s->wake_ev = event_new(base, -1, 0, wake_cb, s);
+	if (d->listener_tls[idx]) {
+		SSL *ssl = SSL_new(d->cfg.tls);
+		if (ssl != NULL)
+			s->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+			                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		else
+			evutil_closesocket(fd);
+		s->tls = true;
+	} else {
+		s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	}
+	s->next = d->sessions;
+	if (d->sessions != NULL)
+		d->sessions->prev = s;
+	d->sessions = s;
+	d->n_sessions++;
+	if (s->out == NULL || s->wake_ev == NULL || s->bev == NULL ||
+	    arca_imap_parser_new(&popts, &s->parser, NULL) != ARCA_OK) {
+		arca_log(ARCA_LOG_ERROR, "imap", "cannot set up a session for %s", s->peer);
+		session_close(s);
+		return;
+	}
+	arca_log(ARCA_LOG_INFO, "imap", "connect session=%llu peer=%s tls=%d", (unsigned long long)s->id,
+	         s->peer, s->tls);
+	session_setup_bev(s);
+	{
+		char greet[1024];
+		snprintf(greet, sizeof(greet), "* OK [CAPABILITY %s] Arca archive IMAP server ready.\r\n",
+		         imapd_capabilities(s));
+		send_text(s, greet);
+	}
+}
+
+/* ------------------------------------------------------------------ commands */
+
+const arca_imap_node *imapd_arg(imapd_cmd *c)
+{
+	const arca_imap_node *n = arca_imap_node_child(c->args, c->argi);
+	if (n != NULL)
+		c->argi++;
+	return n;
+}
+
+size_t imapd_args_left(const imapd_cmd *c)
+{
+	size_t n = arca_imap_node_count(c->args);
+	return n > c->argi ? n - c->argi : 0;
+}
+
+const char *imapd_arg_string(imapd_cmd *c, size_t *len)
+{
+	const arca_imap_node *n = imapd_arg(c);
+	arca_imap_node_type t;
+	if (n == NULL)
+		return NULL;
+	t = arca_imap_node_kind(n);
+	if (t != ARCA_IMAP_NODE_ATOM && t != ARCA_IMAP_NODE_NUMBER && t != ARCA_IMAP_NODE_NIL &&
+	    t != ARCA_IMAP_NODE_STRING)
+		return NULL;
+	return arca_imap_node_text(n, len);
+}
+
+static void worker_step(arca_svc_handles *h, void *arg)
+{
+	imapd_cmd *c = arg;
+	c->h = h;
+	c->work(c);
+	c->h = NULL;
+	if (evbuffer_get_length(c->buf) > 0)
+		imapd_flush(c);
+}
+
+static void continue_command(imapd_cmd *c);
+
+static void worker_done(void *arg)
+{
+	imapd_cmd *c = arg;
+	imapd_session *s = c->s;
+	c->next = IMAPD_DONE;
+	if (s->closing) {
+		session_free(s);
+		return;
+	}
+	if (c->after != NULL) {
+		imapd_cmd_fn after = c->after;
+		c->after = NULL;
+		after(c);
+	}
+	continue_command(c);
+}
+
+/* After a step of c: start its next step or finish it. */
+static void continue_command(imapd_cmd *c)
+{
+	imapd_session *s = c->s;
+	arca_error e;
+	switch (c->next) {
+	case IMAPD_WORKER:
+		send_buf(s, c->buf);
+		if (arca_svc_submit(s->d->svc, worker_step, worker_done, c, &e) != ARCA_OK) {
+			c->next = IMAPD_DONE;
+			imapd_tagged(c, "NO", "[UNAVAILABLE] %s", e.msg);
+			command_finish(c);
+		}
+		set_timeouts(s);
+		return;
+	case IMAPD_WAIT_LINE:
+		send_buf(s, c->buf);
+		if (!s->line_expected) {
+			arca_imap_parser_expect_line(s->parser);
+			s->line_expected = true;
+		}
+		set_timeouts(s);
+		process_input(s);
+		return;
+	case IMAPD_WAIT_TIMER:
+		send_buf(s, c->buf);
+		set_timeouts(s);
+		return;
+	case IMAPD_CLOSE:
+		send_buf(s, c->buf);
+		s->flush_close = true;
+		command_finish(c);
+		return;
+	case IMAPD_DONE:
+		if (c->after != NULL) {
+			/* a loop step that must follow the queued response (STARTTLS, COMPRESS) */
+			imapd_cmd_fn after = c->after;
+			c->after = NULL;
+			send_buf(s, c->buf);
+			after(c);
+		}
+		command_finish(c);
+		return;
+	}
+}
+
+void imapd_resume(imapd_cmd *c)
+{
+	continue_command(c);
+}
+
+static void command_finish(imapd_cmd *c)
+{
+	imapd_session *s = c->s;
+	send_buf(s, c->buf);
+	s->cmd = NULL;
+	s->busy = false;
+	cmd_free(c);
+	if (s->bye_pending && !s->flush_close) {
+		send_text(s, "* BYE Server shutting down.\r\n");
+		s->flush_close = true;
+	}
+	if (s->flush_close) {
+		if (s->bev != NULL)
+			bufferevent_disable(s->bev, EV_READ);
+		session_write_cb(s->bev, s);
+		return;
+	}
+	set_timeouts(s);
+	process_input(s);
+}
+
+/* A raw line arrived for a command waiting for one. */
+static void deliver_line(imapd_session *s)
+{
+	imapd_cmd *c = s->cmd;
+	imapd_cmd_fn fn = c->line;
+	c->line = NULL;
+	c->line_data = arca_imap_parser_line(s->parser, &c->line_len);
+	c->next = IMAPD_DONE;
+	fn(c);
+	continue_command(c);
+}
+
+static void dispatch(imapd_session *s)
+{
+	const char *tag = arca_imap_parser_tag(s->parser);
+	const char *name = arca_imap_parser_command(s->parser);
+	const imapd_command *cmd;
+	imapd_cmd *c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->buf = evbuffer_new()) == NULL || (c->tag = strdup(tag)) == NULL) {
+		cmd_free(c);
+		send_text(s, "* BYE Out of memory.\r\n");
+		s->flush_close = true;
+		session_write_cb(s->bev, s);
+		return;
+	}
+	c->s = s;
+	c->args = arca_imap_parser_args(s->parser);
+	c->name = name;
+	s->cmd = c;
+	s->busy = true;
+	if (strcmp(name, "UID") == 0) {
+		const char *sub = imapd_arg_string(c, NULL);
+		c->uid = true;
+		if (sub == NULL || (strcasecmp(sub, "FETCH") != 0 && strcasecmp(sub, "SEARCH") != 0 &&
+		                    strcasecmp(sub, "SORT") != 0 && strcasecmp(sub, "THREAD") != 0 &&
+		                    strcasecmp(sub, "STORE") != 0 && strcasecmp(sub, "COPY") != 0 &&
+		                    strcasecmp(sub, "MOVE") != 0 && strcasecmp(sub, "EXPUNGE") != 0)) {
+			imapd_tagged(c, "BAD", "UID must be followed by FETCH, SEARCH, SORT, THREAD, STORE, "
+			                       "COPY, MOVE or EXPUNGE");
+			command_finish(c);
+			return;
+		}
+		c->name = sub;
+	}
+	cmd = imapd_command_find(c->name);
+	if (cmd == NULL) {
+		imapd_tagged(c, "BAD", "Unknown command %.40s", c->name);
+		command_finish(c);
+		return;
+	}
+	c->name = cmd->name;
+	if ((cmd->states & s->state) == 0) {
+		if (s->state & IMAPD_NOTAUTH)
+			imapd_tagged(c, "BAD", "%s is not allowed before login", cmd->name);
+		else if (s->state & IMAPD_AUTH && cmd->states != IMAPD_NOTAUTH)
+			imapd_tagged(c, "BAD", "%s needs a selected mailbox (SELECT or EXAMINE first)",
+			             cmd->name);
+		else
+			imapd_tagged(c, "BAD", "%s is only allowed before login", cmd->name);
+		command_finish(c);
+		return;
+	}
+	c->next = IMAPD_DONE;
+	cmd->fn(c);
+	continue_command(c);
+}
+
+static void parse_error(imapd_session *s)
+{
+	const arca_error *e = arca_imap_parser_error(s->parser);
+	const char *tag = arca_imap_parser_tag(s->parser);
+	const char *code = arca_imap_resp_code_name(arca_imap_parser_error_code(s->parser));
+	char line[ARCA_ERROR_MSG_MAX + 300];
+	snprintf(line, sizeof(line), "%.200s BAD %s%s%s%s\r\n", tag != NULL ? tag : "*",
+	         code != NULL ? "[" : "", code != NULL ? code : "", code != NULL ? "] " : "", e->msg);
+	send_text(s, line);
+}
+
+static void process_input(imapd_session *s)
+{
+	while (s->bev != NULL && !s->flush_close && !s->closing) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		struct evbuffer_iovec v;
+		size_t used = 0;
+		arca_imap_result r;
+		bool waiting_line = s->busy && s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE;
+		if (s->busy && !waiting_line)
+			return;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		r = arca_imap_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		switch (r) {
+		case ARCA_IMAP_NEED_MORE:
+			break;
+		case ARCA_IMAP_CONTINUE_LITERAL:
+			send_text(s, "+ Ready for literal data\r\n");
+			break;
+		case ARCA_IMAP_ERROR:
+			if (waiting_line) {
+				/* cannot happen: lines are raw */
+				break;
+			}
+			parse_error(s);
+			break;
+		case ARCA_IMAP_LINE:
+			s->line_expected = false;
+			if (waiting_line)
+				deliver_line(s);
+			break;
+		case ARCA_IMAP_COMMAND:
+			dispatch(s);
+			break;
+		}
+	}
+}
+
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+	imapd_session *s = arg;
+	(void)bev;
+	pump_out(s);
+	if (s->flush_close && s->bev != NULL && !s->busy) {
+		bool empty;
+		pthread_mutex_lock(&s->mu);
+		empty = evbuffer_get_length(s->out) == 0;
+		pthread_mutex_unlock(&s->mu);
+		if (empty && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && s->close_ticks == 0)
+			graceful_close(s);
+	} else if (s->flush_close && s->bev == NULL && !s->busy) {
+		session_close(s);
+	}
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	imapd_session *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* TLS handshake done */
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (what & BEV_EVENT_READING) {
+			arca_log(ARCA_LOG_INFO, "imap", "session=%llu idle timeout", (unsigned long long)s->id);
+			if (!s->busy || (s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE)) {
+				bufferevent_write(s->bev, "* BYE Autologout; idle for too long.\r\n", 38);
+				/* nothing more will be read; close once written */
+				bufferevent_disable(s->bev, EV_READ);
+				if (s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE) {
+					cmd_free(s->cmd);
+					s->cmd = NULL;
+					s->busy = false;
+				}
+				s->flush_close = true;
+				return;
+			}
+			bufferevent_enable(s->bev, EV_READ);
+			return;
+		}
+		arca_log(ARCA_LOG_INFO, "imap", "session=%llu write timeout", (unsigned long long)s->id);
+	} else if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+		if (e != 0) {
+			char buf[200];
+			ERR_error_string_n(e, buf, sizeof(buf));
+			arca_log(ARCA_LOG_INFO, "imap", "session=%llu TLS error: %s",
+			         (unsigned long long)s->id, buf);
+		}
+	}
+	if (s->busy && s->cmd != NULL && s->cmd->next == IMAPD_WAIT_TIMER) {
+		/* the timer's callback owns the command: let it find the session closing */
+	}
+	session_close(s);
+}
+
+/* ------------------------------------------------------------------ TLS, COMPRESS */
+
+bool imapd_start_tls(imapd_session *s)
+{
+	SSL *ssl = SSL_new(s->d->cfg.tls);
+	struct bufferevent *f;
+	if (ssl == NULL)
+		return false;
+	f = bufferevent_openssl_filter_new(bufferevent_get_base(s->bev), s->bev, ssl,
+	                                   BUFFEREVENT_SSL_ACCEPTING,
+	                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (f == NULL) {
+		SSL_free(ssl);
+		return false;
+	}
+	s->bev = f;
+	s->tls = true;
+	session_setup_bev(s);
+	return true;
+}
+
+bool imapd_start_compress(imapd_session *s)
+{
+	struct bufferevent *f = arca_deflate_bev_new(s->bev, BEV_OPT_CLOSE_ON_FREE |
+	                                                         BEV_OPT_DEFER_CALLBACKS);
+	if (f == NULL)
+		return false;
+	s->bev = f;
+	s->compressed = true;
+	session_setup_bev(s);
+	return true;
+}
+
+/* ------------------------------------------------------------------ server */
+
+static void on_change(void *arg)
+{
+	arca_imapd *d = arg;
+	for (imapd_session *s = d->sessions; s != NULL; s = s->next)
+		imapd_idle_changed(s);
+}
+
+arca_status arca_imapd_new(arca_svc *svc, const arca_imapd_config *cfg, arca_imapd **out,
+                           arca_error *err)
+{
+	arca_imapd *d = calloc(1, sizeof(*d));
+	*out = NULL;
+	if (d == NULL)
+		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+	d->svc = svc;
+	d->cfg = *cfg;
+	snprintf(d->instance_id, sizeof(d->instance_id), "%s",
+	         cfg->instance_id != NULL ? cfg->instance_id : "");
+	d->cfg.instance_id = d->instance_id;
+	d->change_id = arca_svc_on_change(svc, on_change, d);
+	if (d->change_id < 0) {
+		free(d);
+		return arca_error_set(err, ARCA_ERR_NOMEM, "out of memory");
+	}
+	*out = d;
+	return ARCA_OK;
+}
+
+arca_status arca_imapd_listen(arca_imapd *d, struct evconnlistener *l, bool implicit_tls,
+                              bool trusted, arca_error *err)
+{
+	if (d->n_listeners == sizeof(d->listeners) / sizeof(d->listeners[0]))
+		return arca_error_set(err, ARCA_ERR_LIMIT, "too many IMAP listeners");
+	if (implicit_tls && d->cfg.tls == NULL)
+		return arca_error_set(err, ARCA_ERR_INVALID, "implicit TLS needs a certificate");
+	d->listeners[d->n_listeners] = l;
+	d->listener_tls[d->n_listeners] = implicit_tls;
+	d->listener_trusted[d->n_listeners] = trusted;
+	d->n_listeners++;
+	evconnlistener_set_cb(l, on_accept, d);
+	return ARCA_OK;
+}
+
+void arca_imapd_reconfigure(arca_imapd *d, const arca_imapd_config *cfg)
+{
+	SSL_CTX *tls = d->cfg.tls;
+	d->cfg = *cfg;
+	if (d->cfg.tls == NULL)
+		d->cfg.tls = tls;
+	d->cfg.instance_id = d->instance_id;
+}
+
+void arca_imapd_shutdown(arca_imapd *d)
+{
+	imapd_session *s, *next;
+	d->shutting_down = true;
+	for (unsigned i = 0; i < d->n_listeners; i++)
+		evconnlistener_disable(d->listeners[i]);
+	for (s = d->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->busy && s->cmd != NULL && s->cmd->next == IMAPD_WORKER) {
+			s->bye_pending = true;
+			continue;
+		}
+		if (s->busy && s->cmd != NULL) {
+			cmd_free(s->cmd);
+			s->cmd = NULL;
+			s->busy = false;
+			if (s->timer != NULL)
+				event_del(s->timer);
+		}
+		send_text(s, "* BYE Server shutting down.\r\n");
+		s->flush_close = true;
+		if (s->bev != NULL)
+			bufferevent_disable(s->bev, EV_READ);
+		session_write_cb(s->bev, s);
+	}
+}
+
+void arca_imapd_abort(arca_imapd *d)
+{
+	if (d->change_id >= 0) {
+		arca_svc_off_change(d->svc, d->change_id);
+		d->change_id = -1;
+	}
+	for (imapd_session *s = d->sessions; s != NULL; s = s->next) {
+		pthread_mutex_lock(&s->mu);
+		s->closing = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+unsigned arca_imapd_sessions(const arca_imapd *d)
+{
+	return d->n_sessions;
+}
+
+void arca_imapd_free(arca_imapd **pd)
+{
+	arca_imapd *d = pd != NULL ? *pd : NULL;
+	if (d == NULL)
+		return;
+	while (d->sessions != NULL) {
+		imapd_session *s = d->sessions;
+		/* a worker may still hold it: the pool is stopped before this is called */
+		if (s->cmd != NULL)
+			s->cmd->next = IMAPD_DONE;
+		session_close(s);
+	}
+	if (d->change_id >= 0)
+		arca_svc_off_change(d->svc, d->change_id);
+	free(d->user_counts);
+	free(d);
+	*pd = NULL;
+}
