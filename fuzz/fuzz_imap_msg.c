@@ -1,6 +1,7 @@
 /* libFuzzer harness for the IMAP message layer (src/imap/message.h). The input is a raw
  * message (at most 256 KB). Invariants: parsing never fails; ENVELOPE, BODY and BODYSTRUCTURE
- * are well-formed IMAP data (checked by a small grammar checker here); every section answer lies in the message or the scratch buffer; a partial
+ * are well-formed IMAP data (checked by a small grammar checker here); every section answer
+ * lies in the message or the scratch buffer; a partial
  * answer is the matching slice of the whole one; BINARY.SIZE is the length of BINARY; the
  * search helpers never fail; no crash, leak or undefined behaviour (ASan/UBSan). */
 #include <stddef.h>

@@ -351,7 +351,8 @@ char *arca_api_sanitize_html(const char *html, size_t len, size_t max, bool *tru
 					arca_buf_init(&ab, sizeof(tag));
 					emit_text(&as, v, vn, true);
 					if (!as.full && ab.data != NULL && tn + ann + ab.len + 8 < sizeof(tag))
-						tn += (size_t)snprintf(tag + tn, sizeof(tag) - tn, " %s=\"%s\"", an, ab.data);
+						tn += (size_t)snprintf(tag + tn, sizeof(tag) - tn, " %s=\"%s\"", an,
+						                       ab.data);
 					else if (!as.full && ab.data == NULL && tn + ann + 8 < sizeof(tag))
 						tn += (size_t)snprintf(tag + tn, sizeof(tag) - tn, " %s=\"\"", an);
 					arca_buf_free(&ab);

@@ -183,7 +183,7 @@ arca_status imapd_mailbox_select_set(imapd_session *s, const char *text, size_t 
 					free(b);
 					arca_imap_seqset_free(&set);
 					return arca_error_set(err, ARCA_ERR_SYNTAX,
-					                      n == 0 ? "the mailbox is empty: no message numbers exist" :
+					                      n == 0 ? "the mailbox is empty: no message numbers" :
 					                               "message number beyond the last message (%zu)",
 					                      n);
 				}

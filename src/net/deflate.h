@@ -12,7 +12,8 @@
  * underlying bufferevent stops until the reader makes room (what waits there then is what its last
  * read brought, 16 KB by default). With libevent 2.1.12, leave the read high watermark of the
  * returned bufferevent unset or keep the input below it: a read callback that leaves the input at
- * its high watermark is run again and again in a busy loop. Corrupt input, or input after the peer ended its stream, makes the
+ * its high watermark is run again and again in a busy loop. Corrupt input, or input after the
+ * peer ended its stream, makes the
  * event callback run (deferred) with BEV_EVENT_READING | BEV_EVENT_ERROR and errno EPROTO; an
  * allocation failure with BEV_EVENT_ERROR (and READING or WRITING) and errno ENOMEM. Close the
  * session then.

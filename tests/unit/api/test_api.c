@@ -325,7 +325,8 @@ static void test_routing_and_bad_json(void **state)
 	      "duplicate");
 	fails(admin_auth, "GetUserInfo", "{\"userName\":\"a\\u0000b\"}", 400, "syntax", NULL);
 	fails(admin_auth, "GetUserInfo", "{\"userName\":\"\xff\"}", 400, "syntax", NULL);
-	fails(admin_auth, "GetUsers", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	fails(admin_auth, "GetUsers",
+	      "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
 	      413, "limit", "nested deeper");
 	/* over the body cap: refused by the HTTP layer */
 	big = malloc(ARCA_API_MAX_BODY + 100);
@@ -595,7 +596,9 @@ static void test_folders_and_messages(void **state)
 	/* bob's search covers only his archive (one copy of msg_plain) */
 	j = ok(bob_auth, "Search", "{\"query\":\"hello\"}");
 	assert_int_equal(json_array_size(json_object_get(result(j), "hits")), 1);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(json_object_get(result(j), "hits"), 0), "folders"), 0)), "bob/Import");
+	assert_string_equal(json_string_value(json_array_get(
+	                        json_object_get(json_array_get(json_object_get(result(j), "hits"), 0), "folders"), 0)),
+	                    "bob/Import");
 	json_decref(j);
 	fails(bob_auth, "Search", "{\"query\":\"gamma\",\"archives\":[\"admin\"]}", 403, "forbidden", NULL);
 

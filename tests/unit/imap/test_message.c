@@ -515,7 +515,9 @@ static size_t ref_b64(const unsigned char *p, size_t n, unsigned char *o)
 
 static int hexv(unsigned char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+	return c >= '0' && c <= '9' ? c - '0' :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 :
+	       c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 static bool line_end_at(const unsigned char *p, size_t n, size_t j)
@@ -807,7 +809,8 @@ static void test_every_prefix(void **state)
 					st = arca_imap_msg_section(m, &sec, &scratch, &d, &dl, &err);
 					assert_true(st == ARCA_OK || st == ARCA_ERR_NOTFOUND);
 					if (st == ARCA_OK && dl > 0 && d != (const uint8_t *)scratch.data)
-						assert_true(d >= (const uint8_t *)raw && d + dl <= (const uint8_t *)raw + n);
+						assert_true(d >= (const uint8_t *)raw &&
+						            d + dl <= (const uint8_t *)raw + n);
 				}
 			}
 		}

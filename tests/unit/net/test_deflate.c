@@ -322,7 +322,8 @@ static bool pump(fx *f)
 	if (memcmp(before, after, sizeof before) != 0)
 		moved = true;
 	for (;;) {
-		ssize_t r = f->client != NULL ? (ssize_t)evbuffer_remove(bufferevent_get_input(f->client), buf, sizeof buf)
+		ssize_t r = f->client != NULL ?
+		                (ssize_t)evbuffer_remove(bufferevent_get_input(f->client), buf, sizeof buf)
 		                              : read(f->raw, buf, sizeof buf);
 		if (r <= 0)
 			break;
