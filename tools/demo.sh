@@ -14,6 +14,7 @@ meson setup build -Dbuildtype=release >/dev/null 2>&1 || meson setup build --rec
 ninja -C build >build/ninja.log 2>&1 || { cat build/ninja.log; echo "demo: build failed" >&2; exit 1; }
 CORPUS=${ARCA_CORPUS:-$ROOT/demo/corpus}
 bash "$ROOT/../shared/corpus/fetch-spamassassin" "$CORPUS" 2>/dev/null || bash tools/fetch-corpus.sh "$CORPUS"
+mkdir -p "$ROOT/demo"
 export ARCA_BASE=$ROOT/demo/instance ARCA_KEY_FILE=$ROOT/demo/instance.key
 A=$ROOT/build/src/cmd/arcactl
 if [ ! -f "$ARCA_BASE/instance.db" ]; then
