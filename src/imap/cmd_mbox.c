@@ -622,6 +622,25 @@ void imapd_cmd_list(imapd_cmd *c)
 
 /* ------------------------------------------------------------------ STATUS */
 
+/* The selectable mailbox `name` among those the user sees, pointing into *l (the caller frees
+ * l); NULL after writing the tagged answer (no such mailbox, or the archive failed). */
+static mbox_entry *find_selectable(imapd_cmd *c, const char *name, mbox_list *l)
+{
+	arca_error e;
+	mbox_entry *m;
+	if (visible_list(c, l, &e) != ARCA_OK) {
+		imapd_tagged_error(c, &e);
+		return NULL;
+	}
+	m = list_find(l, name);
+	if (m == NULL || (m->flags & F_NOSELECT)) {
+		imapd_tagged(c, "NO", "[NONEXISTENT] No such mailbox");
+		list_free(l);
+		return NULL;
+	}
+	return m;
+}
+
 typedef struct {
 	char *name;
 	unsigned items;
@@ -638,19 +657,11 @@ static void status_work(imapd_cmd *c)
 {
 	status_data *sd = c->data;
 	mbox_list l = {0};
-	arca_error e;
-	mbox_entry *m;
-	if (visible_list(c, &l, &e) != ARCA_OK) {
-		imapd_tagged_error(c, &e);
+	mbox_entry *m = find_selectable(c, sd->name, &l);
+	if (m == NULL)
 		return;
-	}
-	m = list_find(&l, sd->name);
-	if (m == NULL || (m->flags & F_NOSELECT))
-		imapd_tagged(c, "NO", "[NONEXISTENT] No such mailbox");
-	else {
-		put_status(c, m->name, m, sd->items);
-		imapd_tagged(c, "OK", "STATUS completed");
-	}
+	put_status(c, m->name, m, sd->items);
+	imapd_tagged(c, "OK", "STATUS completed");
 	list_free(&l);
 }
 
@@ -703,17 +714,9 @@ static void select_work(imapd_cmd *c)
 	select_data *sd = c->data;
 	mbox_list l = {0};
 	arca_error e;
-	mbox_entry *m;
-	if (visible_list(c, &l, &e) != ARCA_OK) {
-		imapd_tagged_error(c, &e);
+	mbox_entry *m = find_selectable(c, sd->name, &l);
+	if (m == NULL)
 		return;
-	}
-	m = list_find(&l, sd->name);
-	if (m == NULL || (m->flags & F_NOSELECT)) {
-		imapd_tagged(c, "NO", "[NONEXISTENT] No such mailbox");
-		list_free(&l);
-		return;
-	}
 	if (imapd_mailbox_open(c->h, m->name, m->archive_id, m->folder_id, &sd->mbox, &e) != ARCA_OK) {
 		imapd_tagged_error(c, &e);
 		list_free(&l);

@@ -1,5 +1,6 @@
 #include "imap/mutf7.h"
 
+#include <glib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -102,28 +103,8 @@ arca_status arca_imap_mutf7_encode(const char *utf8, size_t len, arca_buf *out, 
 
 static arca_status put_utf8(arca_buf *out, uint32_t cp)
 {
-	char b[4];
-	size_t n;
-	if (cp < 0x80) {
-		b[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | (cp >> 6));
-		b[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | (cp >> 12));
-		b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		b[0] = (char)(0xf0 | (cp >> 18));
-		b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	return arca_buf_append(out, b, n);
+	char b[6];
+	return arca_buf_append(out, b, (size_t)g_unichar_to_utf8((gunichar)cp, b));
 }
 
 arca_status arca_imap_mutf7_decode(const char *in, size_t len, arca_buf *out, arca_error *err)
