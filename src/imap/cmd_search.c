@@ -651,8 +651,13 @@ static arca_status run(imapd_cmd *c, search_data *d, matches *out, arca_error *e
 	mctx x;
 	arca_status st;
 	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(out, 0, sizeof(*out));
+	if (c->h->inst == NULL) {
+		/* this worker could not open the instance: say why, like any other failure */
+		*err = c->h->open_err;
+		return err->status != ARCA_OK ? err->status : ARCA_ERR_IO;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	st = prepare(c, d->prog, n, err);
 	if (st != ARCA_OK)
 		return st;
@@ -784,10 +789,6 @@ static void search_work(imapd_cmd *c)
 	search_data *d = c->data;
 	matches m;
 	arca_error e;
-	if (c->h->inst == NULL) {
-		imapd_tagged_error(c, &c->h->open_err);
-		return;
-	}
 	if (run(c, d, &m, &e) != ARCA_OK) {
 		if (d->ret & RET_SAVE) {
 			free(c->s->searchres);
@@ -1100,10 +1101,6 @@ static void sort_work(imapd_cmd *c)
 	arca_buf scratch;
 	mctx x;
 	bool nomem = false;
-	if (c->h->inst == NULL) {
-		imapd_tagged_error(c, &c->h->open_err);
-		return;
-	}
 	if (run(c, d, &m, &e) != ARCA_OK) {
 		imapd_tagged_error(c, &e);
 		return;
@@ -1296,10 +1293,6 @@ static void thread_work(imapd_cmd *c)
 	mctx x;
 	bool nomem = false;
 	arca_status st = ARCA_OK;
-	if (c->h->inst == NULL) {
-		imapd_tagged_error(c, &c->h->open_err);
-		return;
-	}
 	if (run(c, d, &m, &e) != ARCA_OK) {
 		imapd_tagged_error(c, &e);
 		return;

@@ -24,7 +24,7 @@ typedef struct {
 struct arca_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pool_queue todo, done;
+	pool_queue queued, done;
 	size_t running;
 	bool stopping;
 	pthread_t *threads;
@@ -65,9 +65,9 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		pool_job *j;
-		while (p->todo.head == NULL && !p->stopping)
+		while (p->queued.head == NULL && !p->stopping)
 			pthread_cond_wait(&p->cv, &p->mu);
-		j = q_pop(&p->todo);
+		j = q_pop(&p->queued);
 		if (j == NULL)
 			break; /* stopping and nothing left */
 		p->running++;
@@ -169,7 +169,7 @@ arca_status arca_pool_submit(arca_pool *p, arca_pool_work_fn work, arca_pool_don
 {
 	pool_job *j;
 	pthread_mutex_lock(&p->mu);
-	if (p->todo.n >= ARCA_POOL_MAX_QUEUE || p->stopping) {
+	if (p->queued.n >= ARCA_POOL_MAX_QUEUE || p->stopping) {
 		pthread_mutex_unlock(&p->mu);
 		return arca_error_set(err, ARCA_ERR_LIMIT, "server busy: too many queued requests");
 	}
@@ -181,7 +181,7 @@ arca_status arca_pool_submit(arca_pool *p, arca_pool_work_fn work, arca_pool_don
 	j->done = done;
 	j->job = job;
 	pthread_mutex_lock(&p->mu);
-	q_push(&p->todo, j);
+	q_push(&p->queued, j);
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return ARCA_OK;
@@ -191,7 +191,7 @@ size_t arca_pool_pending(arca_pool *p)
 {
 	size_t n;
 	pthread_mutex_lock(&p->mu);
-	n = p->todo.n + p->running + p->done.n;
+	n = p->queued.n + p->running + p->done.n;
 	pthread_mutex_unlock(&p->mu);
 	return n;
 }
