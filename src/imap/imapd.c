@@ -6,10 +6,13 @@
  * buffer (under the session mutex) and wakes the loop, which moves it to the connection while
  * the connection's output is below OUT_HIGH. A worker waits while `out` is above OUT_HIGH, so a
  * FETCH of a million messages to a slow client holds at most about 2 x OUT_HIGH in memory.
+ * With COMPRESS, whoever appends to `out` compresses first (out_append): the worker compresses
+ * its own responses, in parallel with the loop thread's TLS and writes.
  * One command runs at a time per session; pipelined commands wait in the input buffer. */
 #include "imap/imapd_int.h"
 
 #include <errno.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/bufferevent_ssl.h>
@@ -26,10 +29,12 @@
 
 #define OUT_HIGH (256u * 1024u)
 #define WRITE_TIMEOUT_S 600
+#define ZIDLE_MS 2000 /* compression state freed after this long without output */
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_close(imapd_session *s);
 static void process_input(imapd_session *s);
 static void command_finish(imapd_cmd *c);
 
@@ -105,12 +110,83 @@ static void pump_out(imapd_session *s)
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
+	imapd_session *s = arg;
 	(void)fd;
 	(void)what;
-	pump_out(arg);
+	if (s->out_failed) {
+		arca_log(ARCA_LOG_ERROR, "imap", "session=%llu compression failed: %s",
+		         (unsigned long long)s->id, strerror(s->out_failed));
+		session_close(s);
+		return;
+	}
+	pump_out(s);
 }
 
-bool imapd_flush(imapd_cmd *c)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Appends buf (drained) to the session's output, compressed when COMPRESS is on. Any thread.
+ * zmu orders the compressors: bytes join `out` in the order they were compressed. A failure
+ * marks the session, which the loop thread then closes (wake_cb). */
+static void out_append(imapd_session *s, struct evbuffer *buf)
+{
+	bool arm = false;
+	if (s->z == NULL) {
+		pthread_mutex_lock(&s->mu);
+		evbuffer_add_buffer(s->out, buf);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	if (evbuffer_get_length(buf) == 0)
+		return;
+	pthread_mutex_lock(&s->zmu);
+	if (arca_deflate_out_put(s->z, buf, s->ztmp) != 0) {
+		s->out_failed = errno != 0 ? errno : EPROTO;
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		evbuffer_drain(s->ztmp, evbuffer_get_length(s->ztmp));
+		event_active(s->wake_ev, EV_READ, 0);
+	}
+	s->zlast = now_ms();
+	arm = !s->zarmed;
+	s->zarmed = true;
+	pthread_mutex_lock(&s->mu);
+	evbuffer_add_buffer(s->out, s->ztmp);
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->zmu);
+	if (arm) {
+		struct timeval tv = {ZIDLE_MS / 1000, 0};
+		evtimer_add(s->ztrim_ev, &tv);
+	}
+}
+
+/* Loop thread: frees the compression state of a session that has sent nothing for ZIDLE_MS. */
+static void ztrim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	imapd_session *s = arg;
+	uint64_t quiet;
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&s->zmu);
+	quiet = now_ms() - s->zlast;
+	if (quiet >= ZIDLE_MS) {
+		arca_deflate_out_idle(s->z);
+		s->zarmed = false;
+	} else {
+		uint64_t rest = ZIDLE_MS - quiet;
+		struct timeval tv = {(time_t)(rest / 1000), (suseconds_t)(rest % 1000) * 1000};
+		evtimer_add(s->ztrim_ev, &tv);
+	}
+	pthread_mutex_unlock(&s->zmu);
+}
+
+/* Worker: c->buf joins `out` once there is room; wake tells the loop to write it now (the last
+ * flush of a step does not: the pool's completion wakes the loop anyway, one wake-up fewer per
+ * command). */
+static bool flush_out(imapd_cmd *c, bool wake)
 {
 	imapd_session *s = c->s;
 	bool gone;
@@ -118,16 +194,21 @@ bool imapd_flush(imapd_cmd *c)
 	while (!s->closing && evbuffer_get_length(s->out) >= OUT_HIGH)
 		pthread_cond_wait(&s->cv, &s->mu);
 	gone = s->closing;
-	if (!gone)
-		evbuffer_add_buffer(s->out, c->buf);
 	pthread_mutex_unlock(&s->mu);
 	if (gone) {
 		c->client_gone = true;
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 		return false;
 	}
-	event_active(s->wake_ev, EV_READ, 0);
+	out_append(s, c->buf);
+	if (wake)
+		event_active(s->wake_ev, EV_READ, 0);
 	return true;
+}
+
+bool imapd_flush(imapd_cmd *c)
+{
+	return flush_out(c, true);
 }
 
 /* Loop thread: the command's buffered output goes out (after anything a worker left). */
@@ -137,20 +218,18 @@ static void send_buf(imapd_session *s, struct evbuffer *buf)
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 		return;
 	}
-	pthread_mutex_lock(&s->mu);
-	evbuffer_add_buffer(s->out, buf);
-	pthread_mutex_unlock(&s->mu);
+	out_append(s, buf);
 	pump_out(s);
 }
 
 static void send_text(imapd_session *s, const char *text)
 {
-	if (s->bev != NULL) {
-		pthread_mutex_lock(&s->mu);
-		evbuffer_add(s->out, text, strlen(text));
-		pthread_mutex_unlock(&s->mu);
-		pump_out(s);
-	}
+	struct evbuffer *b;
+	if (s->bev == NULL || (b = evbuffer_new()) == NULL)
+		return;
+	evbuffer_add(b, text, strlen(text));
+	send_buf(s, b);
+	evbuffer_free(b);
 }
 
 /* ------------------------------------------------------------------ sessions */
@@ -233,12 +312,18 @@ static void session_free(imapd_session *s)
 		event_free(s->timer);
 	if (s->wake_ev != NULL)
 		event_free(s->wake_ev);
+	if (s->ztrim_ev != NULL)
+		event_free(s->ztrim_ev);
+	arca_deflate_out_free(&s->z);
+	if (s->ztmp != NULL)
+		evbuffer_free(s->ztmp);
 	evbuffer_free(s->out);
 	arca_imap_parser_free(&s->parser);
 	imapd_mailbox_free(&s->mbox);
 	free(s->searchres);
 	cmd_free(s->cmd);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->zmu);
 	pthread_cond_destroy(&s->cv);
 	free(s);
 }
@@ -284,8 +369,6 @@ static void graceful_close(imapd_session *s)
 		return;
 	}
 	bufferevent_disable(s->bev, EV_READ);
-	if (s->close_ticks == 0 && s->compressed)
-		bufferevent_flush(s->bev, EV_WRITE, BEV_FINISHED); /* the deflate stream's end */
 	if (!layers_flushed(s->bev) && s->close_ticks < CLOSE_WAIT_TICKS)
 		goto wait;
 	if (!s->tls_shut_down) {
@@ -376,6 +459,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	arca_listen_peer_text(sa, salen, false, s->peer, sizeof(s->peer));
 	arca_listen_peer_text(sa, salen, true, s->peer_host, sizeof(s->peer_host));
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->zmu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->out = evbuffer_new();
 	s->wake_ev = event_new(base, -1, 0, wake_cb, s);
@@ -448,7 +532,7 @@ static void worker_step(arca_svc_handles *h, void *arg)
 	c->work(c);
 	c->h = NULL;
 	if (evbuffer_get_length(c->buf) > 0)
-		imapd_flush(c);
+		flush_out(c, false); /* worker_done pumps it out */
 }
 
 static void continue_command(imapd_cmd *c);
@@ -692,7 +776,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (what & BEV_EVENT_READING) {
 			arca_log(ARCA_LOG_INFO, "imap", "session=%llu idle timeout", (unsigned long long)s->id);
 			if (!s->busy || (s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE)) {
-				bufferevent_write(s->bev, "* BYE Autologout; idle for too long.\r\n", 38);
+				send_text(s, "* BYE Autologout; idle for too long.\r\n");
 				/* nothing more will be read; close once written */
 				bufferevent_disable(s->bev, EV_READ);
 				if (s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE) {
@@ -745,10 +829,18 @@ bool imapd_start_tls(imapd_session *s)
 
 bool imapd_start_compress(imapd_session *s)
 {
-	struct bufferevent *f = arca_deflate_bev_new(s->bev, BEV_OPT_CLOSE_ON_FREE |
-	                                                         BEV_OPT_DEFER_CALLBACKS);
-	if (f == NULL)
+	struct bufferevent *f;
+	/* the output so far (our tagged OK included) is already in `out`, uncompressed */
+	s->z = arca_deflate_out_new();
+	s->ztmp = evbuffer_new();
+	s->ztrim_ev = evtimer_new(bufferevent_get_base(s->bev), ztrim_cb, s);
+	if (s->z == NULL || s->ztmp == NULL || s->ztrim_ev == NULL)
 		return false;
+	f = arca_deflate_bev_new(s->bev, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (f == NULL) {
+		s->bev = NULL; /* freed with f's failure */
+		return false;
+	}
 	s->bev = f;
 	s->compressed = true;
 	session_setup_bev(s);

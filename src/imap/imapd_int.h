@@ -14,6 +14,7 @@
 #include "imap/imapd.h"
 #include "imap/parser.h"
 #include "lib/limits.h"
+#include "net/deflate.h"
 #include "net/svc.h"
 
 typedef enum {
@@ -84,6 +85,14 @@ struct imapd_session {
 	pthread_cond_t cv;
 	struct evbuffer *out;
 	struct event *wake_ev;
+	int out_failed; /* errno of a failed compression: the loop thread closes the session */
+	/* COMPRESS: z compresses what joins `out`, under zmu (see out_append in imapd.c) */
+	arca_deflate_out *z;
+	pthread_mutex_t zmu;
+	struct evbuffer *ztmp;   /* compressed bytes on their way to `out` */
+	uint64_t zlast;          /* when output was last compressed (monotonic ms) */
+	bool zarmed;             /* ztrim_ev is pending */
+	struct event *ztrim_ev;  /* frees z's state after a quiet spell */
 };
 
 /* How a command continues after its first step (set by the handler). */

@@ -1,11 +1,10 @@
-/* IMAP COMPRESS=DEFLATE (RFC 4978): a bufferevent filter that inflates what the peer sends and
- * deflates what we write, raw DEFLATE (no zlib header or trailer) in both directions.
+/* IMAP COMPRESS=DEFLATE (RFC 4978), raw DEFLATE (no zlib header or trailer) in both directions:
+ * a bufferevent filter that inflates what the peer sends, and a compressor for what we send.
  *
- * Everything written to the returned bufferevent reaches the peer without waiting for more: the
- * compressor is sync-flushed whenever its input is used up (and on bufferevent_flush with
- * BEV_FLUSH or BEV_FINISHED, which never end the stream). For the best ratio, hand a response
- * batch over in one write (evbuffer_add_buffer) rather than in many small ones: each write that
- * empties the output costs a flush (about 5 bytes).
+ * Output: the filter passes written bytes through unchanged; the caller compresses them first with
+ * an arca_deflate_out, on whatever thread produces them (one at a time, in the order they are to
+ * be sent). Each arca_deflate_out_put ends with a sync flush, so everything put reaches the peer
+ * without waiting for more: hand over a response batch in one put (each costs about 5 bytes).
  *
  * Input: at most ARCA_DEFLATE_MAX_INPUT inflated bytes wait in the input buffer; the reader must
  * consume as it goes (a streaming parser) or inflation stalls there, and reading from the
@@ -13,16 +12,16 @@
  * read brought, 16 KB by default). With libevent 2.1.12, leave the read high watermark of the
  * returned bufferevent unset or keep the input below it: a read callback that leaves the input at
  * its high watermark is run again and again in a busy loop. Corrupt input, or input after the
- * peer ended its stream, makes the
- * event callback run (deferred) with BEV_EVENT_READING | BEV_EVENT_ERROR and errno EPROTO; an
- * allocation failure with BEV_EVENT_ERROR (and READING or WRITING) and errno ENOMEM. Close the
- * session then.
+ * peer ended its stream, makes the event callback run (deferred) with BEV_EVENT_READING |
+ * BEV_EVENT_ERROR and errno EPROTO; an allocation failure with BEV_EVENT_ERROR | BEV_EVENT_READING
+ * and errno ENOMEM. Close the session then.
  *
- * Memory: the compression states exist only while data is passing; an idle session keeps only the
- * history the next bytes may refer to (see deflate.c). */
+ * Memory: see deflate.c; an idle session holds no compression state and only the history the
+ * peer's next bytes may refer to. */
 #ifndef ARCA_NET_DEFLATE_H
 #define ARCA_NET_DEFLATE_H
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #define ARCA_DEFLATE_MAX_INPUT (256u * 1024u) /* inflated bytes waiting for the reader */
@@ -33,5 +32,20 @@
  * and has freed underlying too. Compressed bytes already waiting in underlying's input buffer are
  * inflated when the next ones arrive (the peer starts compressing only after our tagged OK). */
 struct bufferevent *arca_deflate_bev_new(struct bufferevent *underlying, int options);
+
+typedef struct arca_deflate_out arca_deflate_out;
+
+/* A compressor for one stream (NULL when out of memory). Not thread-safe: callers serialise. */
+arca_deflate_out *arca_deflate_out_new(void);
+void arca_deflate_out_free(arca_deflate_out **z);
+
+/* Compresses all of src (drained) onto the end of dst, then sync-flushes, so the peer can decode
+ * everything put so far. An empty src appends nothing. 0, or -1 with errno ENOMEM or EPROTO (a
+ * zlib failure): the stream is then unusable, close the session. */
+int arca_deflate_out_put(arca_deflate_out *z, struct evbuffer *src, struct evbuffer *dst);
+
+/* The session is idle: frees the compression state (about 165 KB); the next put starts a new
+ * one. */
+void arca_deflate_out_idle(arca_deflate_out *z);
 
 #endif

@@ -1,7 +1,8 @@
-/* COMPRESS=DEFLATE filter: one end of a socketpair (plain or TLS) wrapped by
- * arca_deflate_bev_new on an event loop, the other end played by the test with zlib as the IMAP
- * client. Commands arrive inflated (sync- and partial-flushed), every response written is
- * decodable by the client without more being written, 10 MB both ways, corrupt input fails the
+/* COMPRESS=DEFLATE: one end of a socketpair (plain or TLS) wrapped by arca_deflate_bev_new on an
+ * event loop, responses compressed with arca_deflate_out, the other end played by the test with
+ * zlib as the IMAP client. Commands arrive inflated (sync- and partial-flushed), every response
+ * put is decodable by the client without more being written, a compressor freed while idle starts
+ * again without history and the client still decodes, 10 MB both ways, corrupt input fails the
  * session, a decompression bomb never holds more than the cap, freeing with data in flight leaks
  * nothing, and the memory of 1,000 sessions, idle and busy. */
 #include <stdarg.h>
@@ -123,6 +124,7 @@ typedef struct {
 	SSL_CTX *sctx, *cctx;
 	char dir[32];
 	z_stream cz, dz;         /* the client's compressor and decompressor */
+	arca_deflate_out *z;     /* the server's compressor */
 	blob tx;                 /* compressed, not yet written to raw */
 	size_t tx_off;
 	blob rx;           /* what the client inflated */
@@ -232,6 +234,8 @@ static fx *fx_new_ex(int options, bool tls)
 	f->drain = f->keep = true;
 	assert_int_equal(deflateInit2(&f->cz, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
 	assert_int_equal(inflateInit2(&f->dz, -15), Z_OK);
+	f->z = arca_deflate_out_new();
+	assert_non_null(f->z);
 	return f;
 }
 
@@ -253,11 +257,34 @@ static void fx_free(fx *f)
 	SSL_CTX_free(f->cctx);
 	deflateEnd(&f->cz);
 	inflateEnd(&f->dz);
+	arca_deflate_out_free(&f->z);
+	assert_null(f->z);
 	free(f->tx.p);
 	free(f->rx.p);
 	free(f->got.p);
 	event_base_free(f->base);
 	free(f);
+}
+
+/* A response: compressed (and flushed) by the server's compressor, written to bev. */
+static int put_bev(arca_deflate_out *z, struct bufferevent *bev, const void *data, size_t n)
+{
+	struct evbuffer *src = evbuffer_new(), *dst = evbuffer_new();
+	int r = -1;
+	assert_non_null(src);
+	assert_non_null(dst);
+	if (evbuffer_add(src, data, n) == 0 && arca_deflate_out_put(z, src, dst) == 0) {
+		assert_int_equal(evbuffer_get_length(src), 0);
+		r = bufferevent_write_buffer(bev, dst);
+	}
+	evbuffer_free(src);
+	evbuffer_free(dst);
+	return r;
+}
+
+static int server_write(fx *f, const void *data, size_t n)
+{
+	return put_bev(f->z, f->bev, data, n);
 }
 
 /* The client compresses data into tx. */
@@ -381,20 +408,22 @@ static void interactive(int options, bool tls)
 
 		/* The response: a short one, sometimes in pieces, sometimes with a large literal. */
 		n = snprintf(cmd, sizeof cmd, "* %d FETCH (UID %d FLAGS (\\Seen))\r\n", i, 1000 + i);
-		assert_int_equal(bufferevent_write(f->bev, cmd, (size_t)n), 0);
+		assert_int_equal(server_write(f, cmd, (size_t)n), 0);
 		blob_add(&want_rx, cmd, (size_t)n);
+		if (i % 7 == 3) /* a quiet spell: the next response starts a new state */
+			arca_deflate_out_idle(f->z);
 		if (i % 10 == 5) {
 			size_t len = 1000 + (size_t)i * 600;
 			n = snprintf(cmd, sizeof cmd, "* %d FETCH (BODY[] {%zu}\r\n", i, len);
-			assert_int_equal(bufferevent_write(f->bev, cmd, (size_t)n), 0);
-			assert_int_equal(bufferevent_write(f->bev, big, len), 0);
-			assert_int_equal(bufferevent_write(f->bev, ")\r\n", 3), 0);
+			assert_int_equal(server_write(f, cmd, (size_t)n), 0);
+			assert_int_equal(server_write(f, big, len), 0);
+			assert_int_equal(server_write(f, ")\r\n", 3), 0);
 			blob_add(&want_rx, cmd, (size_t)n);
 			blob_add(&want_rx, big, len);
 			blob_add(&want_rx, ")\r\n", 3);
 		}
 		n = snprintf(cmd, sizeof cmd, "a%03d OK UID FETCH completed\r\n", i);
-		assert_int_equal(bufferevent_write(f->bev, cmd, (size_t)n), 0);
+		assert_int_equal(server_write(f, cmd, (size_t)n), 0);
 		blob_add(&want_rx, cmd, (size_t)n);
 		/* Only the loop runs: everything written must come out complete. */
 		RUN_UNTIL(f, f->rx.len >= want_rx.len);
@@ -436,7 +465,7 @@ static void test_large_both_ways(void **state)
 	fx *f = fx_new(0);
 	unsigned char *down = make_data(BIG), *up = make_data(BIG);
 	bufferevent_setwatermark(bufferevent_get_underlying(f->bev), EV_WRITE, 0, 65536);
-	assert_int_equal(bufferevent_write(f->bev, down, BIG), 0);
+	assert_int_equal(server_write(f, down, BIG), 0);
 	for (size_t off = 0; off < BIG; off += 1024 * 1024)
 		client_send(f, up + off, 1024 * 1024, off % (2 * 1024 * 1024) == 0 ? Z_NO_FLUSH : Z_SYNC_FLUSH);
 	client_send(f, NULL, 0, Z_SYNC_FLUSH);
@@ -592,7 +621,7 @@ static void test_free_with_pending(void **state)
 			for (int i = 0; i < 50; i++)
 				pump(f);
 		}
-		assert_int_equal(bufferevent_write(f->bev, data, 1024 * 1024), 0);
+		assert_int_equal(server_write(f, data, 1024 * 1024), 0);
 		if (round == 1)
 			pump(f);
 		free(data);
@@ -626,6 +655,7 @@ static void test_memory_sessions(void **state)
 	enum { N = 1000 };
 	struct event_base *base = event_base_new();
 	struct bufferevent **bev = calloc(N, sizeof *bev);
+	arca_deflate_out **z = calloc(N, sizeof *z);
 	int *raw = calloc(N, sizeof *raw);
 	static const char cmd1[] = "a1 UID FETCH 1:* (FLAGS)\r\n";
 	const char resp[] = "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\na1 OK FETCH completed\r\n";
@@ -634,6 +664,7 @@ static void test_memory_sessions(void **state)
 	size_t cmd1_end[2];
 	assert_non_null(base);
 	assert_non_null(bev);
+	assert_non_null(z);
 	assert_non_null(raw);
 	/* The client streams (sync and partial flushes): a command, then a 4 KB one. A fresh stream
 	 * starts the same way on every connection. */
@@ -656,6 +687,8 @@ static void test_memory_sessions(void **state)
 		raw[i] = sv[1];
 		bev[i] = arca_deflate_bev_new(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), 0);
 		assert_non_null(bev[i]);
+		z[i] = arca_deflate_out_new();
+		assert_non_null(z[i]);
 		bufferevent_setcb(bev[i], NULL, NULL, NULL, NULL);
 		assert_int_equal(bufferevent_enable(bev[i], EV_READ | EV_WRITE), 0);
 	}
@@ -663,8 +696,10 @@ static void test_memory_sessions(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(write(raw[i], stream[i % 2].p, cmd1_end[i % 2]), (ssize_t)cmd1_end[i % 2]);
 	assert_int_equal(drain_sessions(base, bev, N), (size_t)N * (sizeof cmd1 - 1));
-	for (int i = 0; i < N; i++)
-		assert_int_equal(bufferevent_write(bev[i], resp, sizeof resp - 1), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(put_bev(z[i], bev[i], resp, sizeof resp - 1), 0);
+		arca_deflate_out_idle(z[i]); /* what the session does after a quiet spell */
+	}
 	for (unsigned idle = 0; idle < 200; idle++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		for (int i = 0; i < N; i++)
@@ -688,7 +723,7 @@ static void test_memory_sessions(void **state)
 	size_t m3 = heap_used();
 	for (int i = 0; i < N; i++) {
 		bufferevent_setwatermark(bufferevent_get_underlying(bev[i]), EV_WRITE, 0, 1);
-		assert_int_equal(bufferevent_write(bev[i], text, 70000), 0);
+		assert_int_equal(put_bev(z[i], bev[i], text, 70000), 0);
 	}
 	size_t m4 = heap_used();
 	long long fresh = ((long long)m1 - (long long)m0) / N, idle = ((long long)m2 - (long long)m0) / N;
@@ -702,6 +737,7 @@ static void test_memory_sessions(void **state)
 #endif
 	for (int i = 0; i < N; i++) {
 		bufferevent_free(bev[i]);
+		arca_deflate_out_free(&z[i]);
 		close(raw[i]);
 	}
 	event_base_loop(base, EVLOOP_NONBLOCK);
@@ -710,6 +746,7 @@ static void test_memory_sessions(void **state)
 	free(stream[0].p);
 	free(stream[1].p);
 	free(bev);
+	free(z);
 	free(raw);
 }
 
@@ -719,10 +756,53 @@ static void test_null_underlying(void **state)
 	assert_null(arca_deflate_bev_new(NULL, 0));
 }
 
+/* An empty put appends nothing (no empty flush blocks for empty batches); each put is decodable
+ * on its own arrival, before and after the state is freed. */
+static void test_out_put(void **state)
+{
+	(void)state;
+	arca_deflate_out *z = arca_deflate_out_new();
+	struct evbuffer *src = evbuffer_new(), *dst = evbuffer_new();
+	z_stream dz = {0};
+	unsigned char out[4096];
+	assert_non_null(z);
+	assert_int_equal(arca_deflate_out_put(z, src, dst), 0);
+	assert_int_equal(evbuffer_get_length(dst), 0);
+	assert_int_equal(inflateInit2(&dz, -15), Z_OK);
+	for (int i = 0; i < 4; i++) {
+		char line[64];
+		int n = snprintf(line, sizeof line, "* %d FETCH (FLAGS (\\Seen))\r\n", i);
+		unsigned char *in;
+		size_t len;
+		evbuffer_add(src, line, (size_t)n);
+		assert_int_equal(arca_deflate_out_put(z, src, dst), 0);
+		assert_int_equal(evbuffer_get_length(src), 0);
+		len = evbuffer_get_length(dst);
+		in = evbuffer_pullup(dst, -1);
+		dz.next_in = in;
+		dz.avail_in = (uInt)len;
+		dz.next_out = out;
+		dz.avail_out = sizeof out;
+		assert_int_equal(inflate(&dz, Z_SYNC_FLUSH), Z_OK);
+		assert_int_equal(dz.avail_in, 0);
+		assert_int_equal(sizeof out - dz.avail_out, (size_t)n);
+		assert_memory_equal(out, line, (size_t)n);
+		evbuffer_drain(dst, len);
+		if (i == 1)
+			arca_deflate_out_idle(z);
+	}
+	inflateEnd(&dz);
+	evbuffer_free(src);
+	evbuffer_free(dst);
+	arca_deflate_out_free(&z);
+	arca_deflate_out_free(&z); /* NULL: no-op */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_null_underlying),
+		cmocka_unit_test(test_out_put),
 		cmocka_unit_test(test_interactive),
 		cmocka_unit_test(test_interactive_threadsafe),
 		cmocka_unit_test(test_interactive_tls),
