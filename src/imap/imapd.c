@@ -111,11 +111,15 @@ static void pump_out(imapd_session *s)
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	imapd_session *s = arg;
+	int failed;
 	(void)fd;
 	(void)what;
-	if (s->out_failed) {
+	pthread_mutex_lock(&s->mu);
+	failed = s->out_failed;
+	pthread_mutex_unlock(&s->mu);
+	if (failed != 0) {
 		arca_log(ARCA_LOG_ERROR, "imap", "session=%llu compression failed: %s",
-		         (unsigned long long)s->id, strerror(s->out_failed));
+		         (unsigned long long)s->id, strerror(failed));
 		session_close(s);
 		return;
 	}
@@ -135,6 +139,7 @@ static uint64_t now_ms(void)
 static void out_append(imapd_session *s, struct evbuffer *buf)
 {
 	bool arm = false;
+	int failed = 0;
 	if (s->z == NULL) {
 		pthread_mutex_lock(&s->mu);
 		evbuffer_add_buffer(s->out, buf);
@@ -145,18 +150,21 @@ static void out_append(imapd_session *s, struct evbuffer *buf)
 		return;
 	pthread_mutex_lock(&s->zmu);
 	if (arca_deflate_out_put(s->z, buf, s->ztmp) != 0) {
-		s->out_failed = errno != 0 ? errno : EPROTO;
+		failed = errno != 0 ? errno : EPROTO;
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 		evbuffer_drain(s->ztmp, evbuffer_get_length(s->ztmp));
-		event_active(s->wake_ev, EV_READ, 0);
 	}
 	s->zlast = now_ms();
 	arm = !s->zarmed;
 	s->zarmed = true;
 	pthread_mutex_lock(&s->mu);
 	evbuffer_add_buffer(s->out, s->ztmp);
+	if (failed != 0)
+		s->out_failed = failed;
 	pthread_mutex_unlock(&s->mu);
 	pthread_mutex_unlock(&s->zmu);
+	if (failed != 0)
+		event_active(s->wake_ev, EV_READ, 0);
 	if (arm) {
 		struct timeval tv = {ZIDLE_MS / 1000, 0};
 		evtimer_add(s->ztrim_ev, &tv);

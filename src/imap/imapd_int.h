@@ -85,7 +85,7 @@ struct imapd_session {
 	pthread_cond_t cv;
 	struct evbuffer *out;
 	struct event *wake_ev;
-	int out_failed; /* errno of a failed compression: the loop thread closes the session */
+	int out_failed; /* (under mu) errno of a failed compression: the loop closes the session */
 	/* COMPRESS: z compresses what joins `out`, under zmu (see out_append in imapd.c) */
 	arca_deflate_out *z;
 	pthread_mutex_t zmu;
