@@ -118,34 +118,47 @@ class RawImap:
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
+        self._buf = bytearray()  # received; unread from _pos (linear time for large responses)
+        self._pos = 0
+
+    @property
+    def buf(self):
+        """What was received and not read yet."""
+        return bytes(self._buf[self._pos:])
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
         self.sock.sendall(data)
 
+    def _recv(self, what):
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise EOFError("connection closed %s; buffered %r" % (what, self.buf[:200]))
+        if self._pos > (1 << 20):
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += chunk
+
     def read_line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; buffered %r" % self.buf[:200])
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line + b"\n"
+        while True:
+            nl = self._buf.find(b"\n", self._pos)
+            if nl >= 0:
+                line = bytes(self._buf[self._pos:nl + 1])
+                self._pos = nl + 1
+                return line
+            self._recv("before a line ended")
 
     def read_exact(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
+        while len(self._buf) - self._pos < n:
+            self._recv("inside %d bytes" % n)
+        out = bytes(self._buf[self._pos:self._pos + n])
+        self._pos += n
         return out
 
     def read_response(self, tag):
         """Everything up to and including the tagged line (literals included)."""
-        out = b""
+        out = bytearray()
         while True:
             line = self.read_line()
             out += line
@@ -158,7 +171,7 @@ class RawImap:
                 out += line
                 stripped = line.rstrip(b"\r\n")
             if line.startswith(tag.encode() + b" "):
-                return out
+                return bytes(out)
 
     def cmd(self, tag, text):
         self.send("%s %s\r\n" % (tag, text))
