@@ -22,7 +22,7 @@ const char *imapd_capabilities(const imapd_session *s)
 	         authed ? " NAMESPACE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH"
 	                  " SEARCHRES SORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT BINARY CONDSTORE" :
 	                  "");
-	if (authed && !s->compressed)
+	if (authed && !s->compressed && !s->d->cfg.no_compress)
 		strncat(buf, " COMPRESS=DEFLATE", sizeof(buf) - strlen(buf) - 1);
 	return buf;
 }
@@ -136,6 +136,10 @@ void imapd_cmd_compress(imapd_cmd *c)
 	}
 	if (c->s->compressed) {
 		imapd_tagged(c, "NO", "[COMPRESSIONACTIVE] DEFLATE is already active");
+		return;
+	}
+	if (c->s->d->cfg.no_compress) {
+		imapd_tagged(c, "NO", "[CANNOT] Compression is turned off on this server");
 		return;
 	}
 	imapd_tagged(c, "OK", "DEFLATE active");

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "imap/fetch_cache.h"
 #include "lib/error.h"
 #include "net/svc.h"
 
@@ -20,6 +21,9 @@ typedef struct {
 	unsigned login_timeout_s;     /* before login (0: default 60) */
 	unsigned idle_poll_s;         /* IDLE re-checks the folder for other writers (0: default 15) */
 	const char *instance_id;      /* "ID/user" logins are accepted for this instance id */
+	bool no_compress;             /* COMPRESS=DEFLATE not offered: saves server CPU where links are
+	                               * fast (it is offered by default) */
+	arca_imap_fcache *fetch_cache; /* borrowed, outlives the server; NULL: no FETCH cache */
 } arca_imapd_config;
 
 arca_status arca_imapd_new(arca_svc *svc, const arca_imapd_config *cfg, arca_imapd **out,

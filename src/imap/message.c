@@ -771,7 +771,8 @@ static arca_status filter_header(const arca_imap_msg *m, const arca_imap_fetch_s
 	return st;
 }
 
-static void apply_partial(const arca_imap_fetch_section *sec, const uint8_t **data, size_t *len)
+void arca_imap_fetch_section_partial(const arca_imap_fetch_section *sec, const uint8_t **data,
+                                     size_t *len)
 {
 	if (!sec->partial)
 		return;
@@ -853,7 +854,7 @@ arca_status arca_imap_msg_section(const arca_imap_msg *msg, const arca_imap_fetc
 		*data = msg->data + off;
 		*len = n;
 	}
-	apply_partial(sec, data, len);
+	arca_imap_fetch_section_partial(sec, data, len);
 	if (msg->has_nul && *len > 0 && memchr(*data, 0, *len) != NULL) {
 		uint8_t *w;
 		if (!in_scratch) {
@@ -914,7 +915,7 @@ arca_status arca_imap_msg_binary(const arca_imap_msg *msg, const arca_imap_fetch
 	if (cte == ARCA_MSG_CTE_IDENTITY) {
 		*data = msg->data + off;
 		*len = n;
-		apply_partial(sec, data, len);
+		arca_imap_fetch_section_partial(sec, data, len);
 		return ARCA_OK;
 	}
 	if (sec->partial)
@@ -923,7 +924,7 @@ arca_status arca_imap_msg_binary(const arca_imap_msg *msg, const arca_imap_fetch
 		return limit_error(st, err);
 	*data = scratch->data != NULL ? (const uint8_t *)scratch->data : empty;
 	*len = scratch->len;
-	apply_partial(sec, data, len);
+	arca_imap_fetch_section_partial(sec, data, len);
 	return ARCA_OK;
 }
 

@@ -125,6 +125,9 @@ void arca_imap_fetch_section_clear(arca_imap_fetch_section *sec);
 /* Appends the response item name: BODY[1.HEADER.FIELDS (From To)]<0>, BINARY[2],
  * BINARY.SIZE[2] (never .PEEK; only the origin octet of a partial, RFC 3501 §7.4.2). */
 arca_status arca_imap_fetch_section_format(const arca_imap_fetch_section *sec, arca_buf *out);
+/* Narrows data and len to sec's <partial> range ("" from at or past the end); no-op without one. */
+void arca_imap_fetch_section_partial(const arca_imap_fetch_section *sec, const uint8_t **data,
+                                     size_t *len);
 
 /* Status for BINARY / BINARY.SIZE of a part whose Content-Transfer-Encoding is not 7bit,
  * 8bit, binary, base64 or quoted-printable: the server answers NO [UNKNOWN-CTE]. No other

@@ -33,6 +33,8 @@ typedef struct {
 	char *imap[MAX_LISTEN], *imaps[MAX_LISTEN], *http[MAX_LISTEN], *https[MAX_LISTEN];
 	unsigned n_imap, n_imaps, n_http, n_https;
 	unsigned workers, max_user_conns, idle_timeout, login_timeout, idle_poll, penalty_scale;
+	unsigned imap_cache_mb;
+	bool no_compress;
 	arca_log_level log_level;
 } arcad_opts;
 
@@ -41,6 +43,7 @@ typedef struct {
 	struct event_base *base;
 	arca_svc *svc;
 	arca_imapd *imapd;
+	arca_imap_fcache *fetch_cache;
 	arca_api *api;
 	SSL_CTX *tls;
 	struct evconnlistener *listeners[4 * MAX_LISTEN + 2];
@@ -71,6 +74,10 @@ static void usage(FILE *f)
 	        "  --idle-timeout S       IMAP autologout after S idle seconds (min/default 1800)\n"
 	        "  --login-timeout S      IMAP time to log in (default 60)\n"
 	        "  --idle-poll S          IDLE checks for messages from other processes (default 15)\n"
+	        "  --imap-cache-mb N      memory for the IMAP FETCH cache (ENVELOPE, BODYSTRUCTURE, ...)\n"
+	        "                         in MiB (default 64; 0 disables)\n"
+	        "  --imap-compress on|off offer IMAP COMPRESS=DEFLATE (default on; off saves server CPU\n"
+	        "                         where links are fast)\n"
 	        "  --login-penalty-scale P  failed-login delays at P%% of 2, 4, 8, 15 s (1..1000,\n"
 	        "                         default 100)\n"
 	        "  --log-level L          debug, info, warn, error (default info)\n"
@@ -123,8 +130,14 @@ static bool apply_opt(arcad_opts *o, const char *key, const char *v, bool reload
 		return parse_uint(v, 3600, &o->login_timeout);
 	if (strcmp(key, "idle-poll") == 0)
 		return parse_uint(v, 3600, &o->idle_poll);
+	if (strcmp(key, "imap-cache-mb") == 0)
+		return parse_uint(v, 1024u * 1024u, &o->imap_cache_mb);
 	if (strcmp(key, "login-penalty-scale") == 0)
 		return parse_uint(v, 1000, &o->penalty_scale) && o->penalty_scale > 0;
+	if (strcmp(key, "imap-compress") == 0) {
+		o->no_compress = strcmp(v, "off") == 0;
+		return o->no_compress || strcmp(v, "on") == 0;
+	}
 	if (strcmp(key, "cert") == 0)
 		return set_path(o->cert, v);
 	if (strcmp(key, "cert-key") == 0)
@@ -210,6 +223,8 @@ static arca_imapd_config imapd_config(arcad *a)
 		.login_timeout_s = a->o.login_timeout,
 		.idle_poll_s = a->o.idle_poll,
 		.instance_id = a->o.instance_id,
+		.no_compress = a->o.no_compress,
+		.fetch_cache = a->fetch_cache,
 	};
 	return c;
 }
@@ -280,6 +295,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	a->o.idle_timeout = o.idle_timeout;
 	a->o.login_timeout = o.login_timeout;
 	a->o.idle_poll = o.idle_poll;
+	a->o.no_compress = o.no_compress;
+	a->o.imap_cache_mb = o.imap_cache_mb;
+	arca_imap_fcache_set_limit(a->fetch_cache, (size_t)o.imap_cache_mb << 20);
 	a->o.log_level = o.log_level;
 	arca_log_set_level(o.log_level);
 	if (o.penalty_scale != 0)
@@ -379,6 +397,10 @@ static int run_instance(arcad *a)
 	}
 	if (o->penalty_scale != 0)
 		arca_throttle_set_scale(arca_svc_throttle(a->svc), o->penalty_scale);
+	if (arca_imap_fcache_new((size_t)o->imap_cache_mb << 20, &a->fetch_cache, &e) != ARCA_OK) {
+		fprintf(stderr, "arcad: %s\n", e.msg);
+		goto out;
+	}
 	ic = imapd_config(a);
 	if (arca_imapd_new(a->svc, &ic, &a->imapd, &e) != ARCA_OK ||
 	    arca_api_new(a->svc, &a->api, &e) != ARCA_OK) {
@@ -459,6 +481,7 @@ out:
 		arca_imapd_abort(a->imapd);
 	arca_svc_free(&a->svc);
 	arca_imapd_free(&a->imapd);
+	arca_imap_fcache_free(&a->fetch_cache);
 	if (a->drain_timer != NULL)
 		event_free(a->drain_timer);
 	if (a->sig_term != NULL)
@@ -486,6 +509,7 @@ int main(int argc, char **argv)
 		{"idle-timeout", required_argument, NULL, 0}, {"login-timeout", required_argument, NULL, 0},
 		{"idle-poll", required_argument, NULL, 0},  {"log-level", required_argument, NULL, 0},
 		{"login-penalty-scale", required_argument, NULL, 0},
+		{"imap-cache-mb", required_argument, NULL, 0}, {"imap-compress", required_argument, NULL, 0},
 		{"config", required_argument, NULL, 0},     {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -496,6 +520,7 @@ int main(int argc, char **argv)
 		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 	}
 	a.o.log_level = ARCA_LOG_INFO;
+	a.o.imap_cache_mb = ARCA_IMAP_FCACHE_DEFAULT_MB;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		if (c == 'h') {

@@ -985,6 +985,21 @@ def test_compress_deflate(imap_server):
     r.close()
 
 
+def test_compress_turned_off(small):
+    """An operator may turn COMPRESS off (it costs server CPU where links are fast): it is then
+    neither advertised nor accepted, and the session carries on uncompressed."""
+    d = small.start("--imap-compress", "off")
+    try:
+        r = raw_login(d)
+        out = expect(r, "a", "CAPABILITY", "OK")
+        assert "COMPRESS=DEFLATE" not in caps_of(out[0]), out[0]
+        expect(r, "b", "COMPRESS DEFLATE", "NO", "CANNOT")
+        expect(r, "c", "SELECT INBOX", "OK")
+        r.close()
+    finally:
+        d.stop()
+
+
 # ------------------------------------------------------------------ the read-only archive
 
 def test_write_commands_refused_archive_unchanged(imap_server):
