@@ -588,6 +588,28 @@ static char *ascii_fold(const char *s, size_t n, char *stackbuf, size_t stacklen
 	return o;
 }
 
+/* True when s holds a character whose Unicode case folding contains ASCII (CaseFolding.txt,
+ * full foldings): U+00DF, U+0130, U+0149, U+017F, U+01F0, U+1E96..U+1E9A, U+1E9E, U+212A,
+ * U+FB00..U+FB06. Every other non-ASCII character folds to non-ASCII only, so without these an
+ * ASCII needle matches the folded text exactly where it matches the ASCII-lowercased text. */
+static bool folds_into_ascii(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i + 1 < n; i++) {
+		unsigned c = p[i], d = p[i + 1];
+		if (c < 0xC3)
+			continue;
+		if ((c == 0xC3 && d == 0x9F) || (c == 0xC4 && d == 0xB0) || (c == 0xC5 && (d == 0x89 || d == 0xBF)) ||
+		    (c == 0xC7 && d == 0xB0))
+			return true;
+		if (i + 2 < n && ((c == 0xE1 && d == 0xBA && ((p[i + 2] >= 0x96 && p[i + 2] <= 0x9A) || p[i + 2] == 0x9E)) ||
+		                  (c == 0xE2 && d == 0x84 && p[i + 2] == 0xAA) ||
+		                  (c == 0xEF && d == 0xAC && p[i + 2] <= 0x86)))
+			return true;
+	}
+	return false;
+}
+
 bool arca_imap_match_substring(const char *haystack, size_t hlen, const char *needle, size_t nlen)
 {
 	char hs[512], ns[256];
@@ -597,7 +619,10 @@ bool arca_imap_match_substring(const char *haystack, size_t hlen, const char *ne
 		return true;
 	if (haystack == NULL)
 		return false;
-	if ((has_8bit(needle, nlen) || has_8bit(haystack, hlen)) &&
+	/* Unicode folding (slow: it copies through glib) only when it can change the answer: an
+	 * ASCII needle against text without characters that fold into ASCII needs ASCII folding
+	 * only, which is most searches of most mail. */
+	if ((has_8bit(needle, nlen) || (has_8bit(haystack, hlen) && folds_into_ascii(haystack, hlen))) &&
 	    g_utf8_validate(haystack, (gssize)hlen, NULL) && g_utf8_validate(needle, (gssize)nlen, NULL)) {
 		gchar *fh = g_utf8_casefold(haystack, (gssize)hlen);
 		gchar *fn = g_utf8_casefold(needle, (gssize)nlen);

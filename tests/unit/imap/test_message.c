@@ -629,6 +629,17 @@ static void test_match(void **state)
 	assert_true(arca_imap_match_substring("GR\xc3\x9c\xc3\x9f" "E", 7, "gr\xc3\xbc", 4));
 	assert_true(arca_imap_match_substring("\xce\xa3\xce\x9f\xce\xa6\xce\x99\xce\x91", 10,
 	                                      "\xcf\x83\xce\xbf\xcf\x86", 6));
+	/* an ASCII needle in non-ASCII text: ASCII folding, unless the text holds a character whose
+	 * folding contains ASCII (sharp s, Kelvin sign, long s, ligatures, dotted capital I) */
+	assert_true(arca_imap_match_substring("caf\xc3\xa9 LINUX r\xc3\xa9sum\xc3\xa9", 20, "linux", 5));
+	assert_false(arca_imap_match_substring("caf\xc3\xa9 LINUX", 11, "cafe", 4));
+	assert_true(arca_imap_match_substring("caf\xc3\xa9 Stra\xc3\x9f" "e", 13, "strasse", 7));
+	assert_true(arca_imap_match_substring("\xc3\xa9 \xe2\x84\xaa" "elvin", 11, "kelvin", 6));
+	assert_true(arca_imap_match_substring("\xc3\xa9 mi\xc5\xbft", 8, "mist", 4));
+	assert_true(arca_imap_match_substring("\xc3\xa9 \xef\xac\x81" "le", 8, "FILE", 4));
+	assert_true(arca_imap_match_substring("\xc3\xa9 \xef\xac\x86" "op", 8, "stop", 4));
+	assert_true(arca_imap_match_substring("\xc3\xa9 \xc4\xb0" "x", 6, "i", 1));
+	assert_false(arca_imap_match_substring("\xc3\xa9 \xef\xac\x87" "op", 8, "stop", 4));
 	/* invalid UTF-8 falls back to bytes with ASCII folding */
 	assert_true(arca_imap_match_substring("ABC\xff", 4, "bc\xff", 3));
 	assert_false(arca_imap_match_substring("ABC\xff", 4, "bc\xfe", 3));
