@@ -299,8 +299,8 @@ def one_pass(servers, out, results=None, fsync=False):
     passed = {}
     for key, _label, _goal in MEASURES:
         for s in servers:
-            if s.name == "dovecot+zlib" and key != "pull":
-                continue    # it differs from "dovecot" only by COMPRESS, which mbsync uses
+            if s.name in ("dovecot+zlib", "arca-nozlib") and key != "pull":
+                continue    # they differ from the defaults only by COMPRESS, which mbsync uses
             if key == "pull":
                 r = run_pull(s, out, fsync)
             else:
@@ -391,6 +391,11 @@ def main():
     cert, ckey = os.path.join(base, "tls", "cert.pem"), os.path.join(base, "tls", "key.pem")
     aport = I.free_port()
     aproc, aargs = I.start_arcad(a.arcad, base, key, aport, os.path.join(out, "arcad.log"))
+    # a second arcad on the same base (read-only use) with COMPRESS turned off: the pull with
+    # neither server compressing
+    nzport = I.free_port()
+    nzproc, _ = I.start_arcad(a.arcad, base, key, nzport, os.path.join(out, "arcad-nozlib.log"),
+                              extra=("--imap-compress", "off", "--run-dir", os.path.join(out, "run-nozlib")))
     # arcad made its certificate at start; Dovecot serves the same one (both do TLS alike)
     dv = dvz = None
     try:
@@ -414,6 +419,7 @@ def main():
         arca = Server("arca", aport, aproc.pid, cert)
         dove = Server("dovecot", dv.port, dv.proc.pid, cert)
         dovez = Server("dovecot+zlib", dvz.port, dvz.proc.pid, cert)
+        arcanz = Server("arca-nozlib", nzport, nzproc.pid, cert)
         probe = [arca.connect(), dove.connect()]
         tls = {s.name: c.tls() for s, c in zip((arca, dove), probe)}
         caps = {}
@@ -428,12 +434,12 @@ def main():
             log("  cold %-8s arca %.3f s  dovecot %.3f s" % (k, cold["arca"][k]["wall"], cold["dovecot"][k]["wall"]))
         # the zlib instance shares the Maildir and its index; one pass primes its processes
         log("warm-up pass (untimed)")
-        one_pass([arca, dove, dovez], out)
+        one_pass([arca, dove, dovez, arcanz], out)
         results = {}
         load_start = I.loadavg()
         for i in range(a.reps):
             log("rep %d/%d (load %s)" % (i + 1, a.reps, I.loadavg()))
-            one_pass([arca, dove, dovez], out, results, a.fsync)
+            one_pass([arca, dove, dovez, arcanz], out, results, a.fsync)
         load_end = I.loadavg()
         # per word, once more (medians over the same reps would take 5x longer: one run each)
         words = {}
@@ -446,6 +452,7 @@ def main():
     finally:
         shutil.rmtree(pull_root(out), ignore_errors=True) if pull_root(out) != out else None
         I.stop(aproc)
+        I.stop(nzproc)
         for d in (dv, dvz):
             if d is not None:
                 d.stop()
@@ -473,7 +480,8 @@ def main():
              "%s for the pull (a fresh Maildir each run, on tmpfs (/dev/shm) when there is one, "
              "FSync %s, the same config shape for both; client CPU = mbsync's). COMPRESS=DEFLATE: arca offers it (%s) and mbsync uses it; Debian's Dovecot "
              "does not (%s), so the pull also ran against a second Dovecot on the same Maildir "
-             "with the `imap_zlib` plugin (`dovecot+zlib`)" % (
+             "with the `imap_zlib` plugin (`dovecot+zlib`), and against a second arcad on the same "
+             "instance started with `--imap-compress off` (`arca-nozlib`): like for like, both ways" % (
                  mbver, "yes" if a.fsync else "no (mbsync's default is yes: fsync per message "
                  "costs the same for both and would hide the servers)",
                  "yes" if caps["arca"] else "no", "yes" if caps["dovecot"] else "no"))
@@ -504,11 +512,17 @@ def main():
             fmt_s(med(rd, "ccpu")), bytes_))
         if key == "pull":
             rz = results[key]["dovecot+zlib"]
-            L.append("| mbsync full pull, against dovecot+zlib (COMPRESS=DEFLATE like arca) | "
-                     "%s (%s) | %s (%s) | **%.2f** | (same goal) | %s | %s | %s / %s | %s on disk |" % (
-                         fmt_s(med(ra)), fmt_s(mn(ra)), fmt_s(med(rz)), fmt_s(mn(rz)),
-                         med(ra) / med(rz), fmt_s(med(ra, "scpu")), fmt_s(med(rz, "scpu")),
-                         fmt_s(med(ra, "ccpu")), fmt_s(med(rz, "ccpu")), B.human(rz[0]["bytes"])))
+            rz, rn = results[key]["dovecot+zlib"], results[key]["arca-nozlib"]
+            for lbl, x, y in (("both compress: arca against dovecot+zlib", ra, rz),
+                              ("neither compresses: arca `--imap-compress off` against dovecot", rn, rd)):
+                r_ = med(x) / med(y)
+                goals.append(("pull, " + lbl.split(":")[0], r_, goal, r_ <= goal))
+                L.append("| mbsync full pull, %s | %s (%s) | %s (%s) | **%.2f** | ≤ %.1f: **%s** | "
+                         "%s | %s | %s / %s | %s / %s on disk |" % (
+                             lbl, fmt_s(med(x)), fmt_s(mn(x)), fmt_s(med(y)), fmt_s(mn(y)), r_, goal,
+                             "met" if r_ <= goal else "not met", fmt_s(med(x, "scpu")),
+                             fmt_s(med(y, "scpu")), fmt_s(med(x, "ccpu")), fmt_s(med(y, "ccpu")),
+                             B.human(x[0]["bytes"]), B.human(y[0]["bytes"])))
     L.append("")
     L.append("Goals: " + "; ".join("%s %.2f (≤ %.1f) %s" % (l, r, g, "met" if m else "**not met**")
                                    for l, r, g, m in goals) + ".")
@@ -540,7 +554,7 @@ def main():
     L.append("<details><summary>all runs (wall s / server CPU s / client CPU s / load)</summary>")
     L.append("")
     for key, label, _ in MEASURES:
-        for name in ("arca", "dovecot", "dovecot+zlib"):
+        for name in ("arca", "dovecot", "dovecot+zlib", "arca-nozlib"):
             rs = results[key].get(name)
             if rs:
                 L.append("- %s, %s: %s" % (label, name, "; ".join(
