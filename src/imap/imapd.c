@@ -96,9 +96,14 @@ void imapd_tagged_error(imapd_cmd *c, const arca_error *e)
 	}
 }
 
-/* Loop thread: moves worker output to the connection while it is not backed up. */
+static void out_append(imapd_session *s, struct evbuffer *buf, bool defer);
+
+/* Loop thread: moves worker output to the connection while it is not backed up (compressing
+ * what waits uncompressed first). */
 static void pump_out(imapd_session *s)
 {
+	if (s->z != NULL)
+		out_append(s, NULL, false);
 	pthread_mutex_lock(&s->mu);
 	if (s->bev != NULL && evbuffer_get_length(s->out) > 0 &&
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) < OUT_HIGH) {
@@ -133,25 +138,35 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Appends buf (drained) to the session's output, compressed when COMPRESS is on. Any thread.
- * zmu orders the compressors: bytes join `out` in the order they were compressed. A failure
- * marks the session, which the loop thread then closes (wake_cb). */
-static void out_append(imapd_session *s, struct evbuffer *buf)
+/* Appends buf (drained; NULL: nothing new) to the session's output, compressed when COMPRESS
+ * is on. Any thread. zmu orders the compressors: bytes join `out` in the order they were
+ * compressed. With defer, buf waits uncompressed in zraw, before anything appended later, until
+ * an append without defer or pump_out (loop thread) compresses it: a command's last bytes are
+ * compressed on the loop while a worker already runs the next command (mbsync sends one command
+ * per message; compressing inside each made the session's commands wait for zlib in turn).
+ * A failure marks the session, which the loop thread then closes (wake_cb). */
+static void out_append(imapd_session *s, struct evbuffer *buf, bool defer)
 {
 	bool arm = false;
 	int failed = 0;
 	if (s->z == NULL) {
+		if (buf == NULL)
+			return;
 		pthread_mutex_lock(&s->mu);
 		evbuffer_add_buffer(s->out, buf);
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
-	if (evbuffer_get_length(buf) == 0)
-		return;
 	pthread_mutex_lock(&s->zmu);
-	if (arca_deflate_out_put(s->z, buf, s->ztmp) != 0) {
+	if (buf != NULL)
+		evbuffer_add_buffer(s->zraw, buf);
+	if (defer || evbuffer_get_length(s->zraw) == 0) {
+		pthread_mutex_unlock(&s->zmu);
+		return;
+	}
+	if (arca_deflate_out_put(s->z, s->zraw, s->ztmp) != 0) {
 		failed = errno != 0 ? errno : EPROTO;
-		evbuffer_drain(buf, evbuffer_get_length(buf));
+		evbuffer_drain(s->zraw, evbuffer_get_length(s->zraw));
 		evbuffer_drain(s->ztmp, evbuffer_get_length(s->ztmp));
 	}
 	s->zlast = now_ms();
@@ -208,7 +223,7 @@ static bool flush_out(imapd_cmd *c, bool wake)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 		return false;
 	}
-	out_append(s, c->buf);
+	out_append(s, c->buf, !wake);
 	if (wake)
 		event_active(s->wake_ev, EV_READ, 0);
 	return true;
@@ -226,7 +241,7 @@ static void send_buf(imapd_session *s, struct evbuffer *buf)
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 		return;
 	}
-	out_append(s, buf);
+	out_append(s, buf, false);
 	pump_out(s);
 }
 
@@ -325,6 +340,8 @@ static void session_free(imapd_session *s)
 	arca_deflate_out_free(&s->z);
 	if (s->ztmp != NULL)
 		evbuffer_free(s->ztmp);
+	if (s->zraw != NULL)
+		evbuffer_free(s->zraw);
 	evbuffer_free(s->out);
 	arca_imap_parser_free(&s->parser);
 	imapd_mailbox_free(&s->mbox);
@@ -616,7 +633,12 @@ void imapd_resume(imapd_cmd *c)
 static void command_finish(imapd_cmd *c)
 {
 	imapd_session *s = c->s;
-	send_buf(s, c->buf);
+	/* queued, and compressed and written once the next command is on its way (wake_cb) */
+	if (s->bev == NULL)
+		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
+	else
+		out_append(s, c->buf, true);
+	event_active(s->wake_ev, EV_READ, 0);
 	s->cmd = NULL;
 	s->busy = false;
 	cmd_free(c);
@@ -841,8 +863,9 @@ bool imapd_start_compress(imapd_session *s)
 	/* the output so far (our tagged OK included) is already in `out`, uncompressed */
 	s->z = arca_deflate_out_new();
 	s->ztmp = evbuffer_new();
+	s->zraw = evbuffer_new();
 	s->ztrim_ev = evtimer_new(bufferevent_get_base(s->bev), ztrim_cb, s);
-	if (s->z == NULL || s->ztmp == NULL || s->ztrim_ev == NULL)
+	if (s->z == NULL || s->ztmp == NULL || s->zraw == NULL || s->ztrim_ev == NULL)
 		return false;
 	f = arca_deflate_bev_new(s->bev, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (f == NULL) {

@@ -89,6 +89,7 @@ struct imapd_session {
 	/* COMPRESS: z compresses what joins `out`, under zmu (see out_append in imapd.c) */
 	arca_deflate_out *z;
 	pthread_mutex_t zmu;
+	struct evbuffer *zraw;   /* deferred bytes waiting to be compressed (out_append) */
 	struct evbuffer *ztmp;   /* compressed bytes on their way to `out` */
 	uint64_t zlast;          /* when output was last compressed (monotonic ms) */
 	bool zarmed;             /* ztrim_ev is pending */

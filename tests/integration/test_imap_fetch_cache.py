@@ -15,7 +15,6 @@ import pytest
 from arcad import Arcad, create_user, make_instance
 from conftest import sha256
 
-LITERAL_AT_END = re.compile(rb"~?\{(\d+)\}\r\n$")
 META = "FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY INTERNALDATE RFC822.SIZE)"
 PASSWORD = "alice-pw-1"
 
@@ -46,22 +45,6 @@ def session(server, folder="Corpus"):
     return r
 
 
-def response(r, tag):
-    """RawImap.read_response, in linear time for responses of many megabytes."""
-    out = bytearray()
-    while True:
-        line = r.read_line()
-        out += line
-        m = LITERAL_AT_END.search(line)
-        while m:
-            out += r.read_exact(int(m.group(1)))
-            line = r.read_line()
-            out += line
-            m = LITERAL_AT_END.search(line)
-        if line.startswith(tag.encode() + b" "):
-            return bytes(out)
-
-
 def run(server, cmds):
     """The responses to cmds on one connection, each with the tag "T" (the server does not
     mind a repeated tag; the same tag keeps responses comparable byte for byte)."""
@@ -70,7 +53,7 @@ def run(server, cmds):
         out = []
         for c in cmds:
             r.send("T %s\r\n" % c)
-            out.append(response(r, "T"))
+            out.append(r.read_response("T"))
     finally:
         r.close()
     for c, resp in zip(cmds, out):
