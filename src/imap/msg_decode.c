@@ -602,10 +602,12 @@ static bool folds_into_ascii(const char *s, size_t n)
 		if ((c == 0xC3 && d == 0x9F) || (c == 0xC4 && d == 0xB0) || (c == 0xC5 && (d == 0x89 || d == 0xBF)) ||
 		    (c == 0xC7 && d == 0xB0))
 			return true;
-		if (i + 2 < n && ((c == 0xE1 && d == 0xBA && ((p[i + 2] >= 0x96 && p[i + 2] <= 0x9A) || p[i + 2] == 0x9E)) ||
-		                  (c == 0xE2 && d == 0x84 && p[i + 2] == 0xAA) ||
-		                  (c == 0xEF && d == 0xAC && p[i + 2] <= 0x86)))
-			return true;
+		if (i + 2 < n) {
+			unsigned e = p[i + 2];
+			if ((c == 0xE1 && d == 0xBA && ((e >= 0x96 && e <= 0x9A) || e == 0x9E)) ||
+			    (c == 0xE2 && d == 0x84 && e == 0xAA) || (c == 0xEF && d == 0xAC && e <= 0x86))
+				return true;
+		}
 	}
 	return false;
 }
