@@ -505,4 +505,5 @@ void imapd_cmd_fetch(imapd_cmd *c)
 	}
 	c->work = fetch_work;
 	c->next = IMAPD_WORKER;
+	c->chainable = true; /* fetch_data holds all it needs; FETCH changes no session state */
 }

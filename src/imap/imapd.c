@@ -8,7 +8,9 @@
  * FETCH of a million messages to a slow client holds at most about 2 x OUT_HIGH in memory.
  * With COMPRESS, whoever appends to `out` compresses first (out_append): the worker compresses
  * its own responses, in parallel with the loop thread's TLS and writes.
- * One command runs at a time per session; pipelined commands wait in the input buffer. */
+ * One command runs at a time per session; pipelined commands wait in the input buffer, except
+ * FETCHes pipelined behind a FETCH: those are prepared on the loop and run by the same worker
+ * right after it, in order (the chain, see chain_or_hold). */
 #include "imap/imapd_int.h"
 
 #include <errno.h>
@@ -37,6 +39,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_close(imapd_session *s);
 static void process_input(imapd_session *s);
 static void command_finish(imapd_cmd *c);
+static void continue_command(imapd_cmd *c);
+static void dispatch(imapd_session *s);
 
 /* ------------------------------------------------------------------ output */
 
@@ -160,7 +164,7 @@ static void out_append(imapd_session *s, struct evbuffer *buf, bool defer)
 	pthread_mutex_lock(&s->zmu);
 	if (buf != NULL)
 		evbuffer_add_buffer(s->zraw, buf);
-	if (defer || evbuffer_get_length(s->zraw) == 0) {
+	if ((defer && evbuffer_get_length(s->zraw) < OUT_HIGH / 2) || evbuffer_get_length(s->zraw) == 0) {
 		pthread_mutex_unlock(&s->zmu);
 		return;
 	}
@@ -209,7 +213,7 @@ static void ztrim_cb(evutil_socket_t fd, short what, void *arg)
 /* Worker: c->buf joins `out` once there is room; wake tells the loop to write it now (the last
  * flush of a step does not: the pool's completion wakes the loop anyway, one wake-up fewer per
  * command). */
-static bool flush_out(imapd_cmd *c, bool wake)
+static bool flush_out(imapd_cmd *c, bool defer, bool wake)
 {
 	imapd_session *s = c->s;
 	bool gone;
@@ -223,7 +227,7 @@ static bool flush_out(imapd_cmd *c, bool wake)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 		return false;
 	}
-	out_append(s, c->buf, !wake);
+	out_append(s, c->buf, defer);
 	if (wake)
 		event_active(s->wake_ev, EV_READ, 0);
 	return true;
@@ -231,7 +235,7 @@ static bool flush_out(imapd_cmd *c, bool wake)
 
 bool imapd_flush(imapd_cmd *c)
 {
-	return flush_out(c, true);
+	return flush_out(c, false, true);
 }
 
 /* Loop thread: the command's buffered output goes out (after anything a worker left). */
@@ -313,7 +317,28 @@ static void cmd_free(imapd_cmd *c)
 	if (c->buf != NULL)
 		evbuffer_free(c->buf);
 	free(c->tag);
+	while (c->chain_done != NULL) {
+		imapd_cmd *n = c->chain_done;
+		c->chain_done = n->chain_next;
+		cmd_free(n);
+	}
 	free(c);
+}
+
+/* Pops the first chained command (NULL if none), under mu. */
+static imapd_cmd *chain_pop(imapd_session *s)
+{
+	imapd_cmd *c;
+	pthread_mutex_lock(&s->mu);
+	c = s->closing ? NULL : s->chain_head;
+	if (c != NULL) {
+		s->chain_head = c->chain_next;
+		if (s->chain_head == NULL)
+			s->chain_tail = NULL;
+		c->chain_next = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return c;
 }
 
 static void session_free(imapd_session *s)
@@ -347,6 +372,11 @@ static void session_free(imapd_session *s)
 	imapd_mailbox_free(&s->mbox);
 	free(s->searchres);
 	cmd_free(s->cmd);
+	while (s->chain_head != NULL) {
+		imapd_cmd *n = s->chain_head;
+		s->chain_head = n->chain_next;
+		cmd_free(n);
+	}
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->zmu);
 	pthread_cond_destroy(&s->cv);
@@ -553,14 +583,30 @@ const char *imapd_arg_string(imapd_cmd *c, size_t *len)
 static void worker_step(arca_svc_handles *h, void *arg)
 {
 	imapd_cmd *c = arg;
+	imapd_cmd *n, **done = &c->chain_done;
 	c->h = h;
 	c->work(c);
 	c->h = NULL;
+	/* Chain: FETCHes the loop parsed meanwhile run here in turn; their output is woken out
+	 * (compressed on the loop) as each ends. Then the last flush needs no wake of its own:
+	 * worker_done pumps it out. */
+	while ((n = chain_pop(c->s)) != NULL) {
+		if (evbuffer_get_length(c->buf) > 0)
+			flush_out(c, true, true);
+		if (n->next == IMAPD_WORKER) {
+			n->h = h;
+			n->work(n);
+			n->h = NULL;
+		}
+		n->next = IMAPD_DONE;
+		if (evbuffer_get_length(n->buf) > 0)
+			flush_out(n, true, true);
+		*done = n;
+		done = &n->chain_next;
+	}
 	if (evbuffer_get_length(c->buf) > 0)
-		flush_out(c, false); /* worker_done pumps it out */
+		flush_out(c, true, false);
 }
-
-static void continue_command(imapd_cmd *c);
 
 static void worker_done(void *arg)
 {
@@ -652,6 +698,19 @@ static void command_finish(imapd_cmd *c)
 		session_write_cb(s->bev, s);
 		return;
 	}
+	if ((c = chain_pop(s)) != NULL) {
+		/* parsed while the previous one ran; its handler ran then */
+		s->cmd = c;
+		s->busy = true;
+		continue_command(c);
+		return;
+	}
+	if (s->held) {
+		s->held = false;
+		dispatch(s);
+		if (s->busy || s->flush_close || s->bev == NULL)
+			return; /* process_input carries on when it ends */
+	}
 	set_timeouts(s);
 	process_input(s);
 }
@@ -734,6 +793,72 @@ static void parse_error(imapd_session *s)
 	send_text(s, line);
 }
 
+/* Chain: a command parsed while a chainable one runs on a worker. A FETCH is prepared now (its
+ * handler copies what it needs from the parser) and queued for the worker, which runs it right
+ * after, in order; mbsync sends one UID FETCH per message, and the trip through the loop between
+ * two of them (a wake-up each way) cost as much as the FETCH. Anything else is held, parsed,
+ * until the chain has drained, then dispatched as usual. A syntax error is queued as its BAD. */
+static void chain_or_hold(imapd_session *s, arca_imap_result r)
+{
+	const char *tag = arca_imap_parser_tag(s->parser), *name = arca_imap_parser_command(s->parser);
+	imapd_cmd *c;
+	if (r == ARCA_IMAP_COMMAND && strcasecmp(name, "FETCH") != 0 && strcasecmp(name, "UID") != 0) {
+		s->held = true;
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->buf = evbuffer_new()) == NULL || (tag != NULL && (c->tag = strdup(tag)) == NULL)) {
+		cmd_free(c);
+		if (r == ARCA_IMAP_COMMAND)
+			s->held = true; /* dispatched (or refused) in turn */
+		return;
+	}
+	c->s = s;
+	c->next = IMAPD_DONE;
+	if (r == ARCA_IMAP_ERROR) {
+		const arca_error *e = arca_imap_parser_error(s->parser);
+		const char *code = arca_imap_resp_code_name(arca_imap_parser_error_code(s->parser));
+		evbuffer_add_printf(c->buf, "%.200s BAD %s%s%s%s\r\n", tag != NULL ? tag : "*",
+		                    code != NULL ? "[" : "", code != NULL ? code : "", code != NULL ? "] " : "",
+		                    e->msg);
+	} else {
+		const char *sub;
+		c->args = arca_imap_parser_args(s->parser);
+		c->name = "FETCH";
+		if (strcasecmp(name, "UID") == 0) {
+			c->uid = true;
+			if ((sub = imapd_arg_string(c, NULL)) == NULL || strcasecmp(sub, "FETCH") != 0) {
+				cmd_free(c);
+				s->held = true;
+				return;
+			}
+		}
+		imapd_cmd_fetch(c);
+		c->args = NULL; /* the parser moves on */
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->chain_tail != NULL)
+		s->chain_tail->chain_next = c;
+	else
+		s->chain_head = c;
+	s->chain_tail = c;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* While chaining, only whole lines without a literal are parsed: a literal's "+" continuation
+ * would go out before the running command's responses. */
+static bool chain_line_ready(const struct evbuffer_iovec *v)
+{
+	const char *p = v->iov_base, *nl = memchr(p, '\n', v->iov_len);
+	size_t n;
+	if (nl == NULL)
+		return false;
+	n = (size_t)(nl - p);
+	while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == '\n'))
+		n--;
+	return n == 0 || p[n - 1] != '}';
+}
+
 static void process_input(imapd_session *s)
 {
 	while (s->bev != NULL && !s->flush_close && !s->closing) {
@@ -742,11 +867,20 @@ static void process_input(imapd_session *s)
 		size_t used = 0;
 		arca_imap_result r;
 		bool waiting_line = s->busy && s->cmd != NULL && s->cmd->next == IMAPD_WAIT_LINE;
-		if (s->busy && !waiting_line)
+		bool chaining = s->busy && s->cmd != NULL && s->cmd->next == IMAPD_WORKER && s->cmd->chainable &&
+		                (s->state & IMAPD_SELECTED) != 0;
+		if (s->held || (s->busy && !waiting_line && !chaining))
 			return;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
+		if (chaining && !chain_line_ready(&v))
+			return;
 		r = arca_imap_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
+		if (chaining && (r == ARCA_IMAP_COMMAND || r == ARCA_IMAP_ERROR)) {
+			evbuffer_drain(in, used);
+			chain_or_hold(s, r);
+			continue;
+		}
 		evbuffer_drain(in, used);
 		switch (r) {
 		case ARCA_IMAP_NEED_MORE:

@@ -79,6 +79,10 @@ struct imapd_session {
 	size_t n_searchres;
 	/* current command */
 	imapd_cmd *cmd;
+	/* Pipelined FETCHes parsed while a chainable command runs (under mu): the worker runs them
+	 * in turn, without a trip through the loop per command (imapd.c, "chain"). */
+	imapd_cmd *chain_head, *chain_tail;
+	bool held; /* a parsed command that is not chainable waits for the chain to drain */
 	struct event *timer; /* login delay, IDLE poll */
 	/* output from workers, handed to bev on the loop thread (flow control: see imapd.c) */
 	pthread_mutex_t mu;
@@ -126,6 +130,10 @@ struct imapd_cmd {
 	void (*data_free)(void *data);
 	bool client_gone;
 	bool idling;                   /* IDLE: its polls answer untagged only */
+	bool chainable;                /* set by the handler: the worker step needs nothing of the
+	                                * parser (args may go), nor changes the session (FETCH) */
+	imapd_cmd *chain_next;         /* in the session's chain, or in chain_done */
+	imapd_cmd *chain_done;         /* chained commands a worker step also ran (freed with c) */
 };
 
 /* ---- output (any thread that runs the command) ---- */

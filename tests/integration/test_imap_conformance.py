@@ -985,6 +985,29 @@ def test_compress_deflate(imap_server):
     r.close()
 
 
+def test_pipelined_commands_answered_in_order(imap_server):
+    """Pipelined FETCHes run back to back on a worker (imapd.c "chain"); whatever comes between
+    them (another command, a FETCH the handler refuses, a syntax error, a literal) is answered
+    in its turn, and every response keeps its place."""
+    r = raw_login(imap_server, select="INBOX")
+    r.send("a1 UID FETCH 1:3 (UID)\r\na2 FETCH 2 (UID RFC822.SIZE)\r\na3 NOOP\r\n"
+           "a4 FETCH 3 (UID)\r\na5 FETCH 1 (NOSUCHITEM)\r\na6 FETCH 4 (UID)\r\n"
+           "a7 FETCH 1:2 (FLAGS\r\na8 FETCH 5 (UID)\r\n"
+           "a9 FETCH 6 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nb1 FETCH 7 (UID)\r\n"
+           "b2 SEARCH SUBJECT {5}\r\n")
+    out = lines(r.read_response("b1"))
+    tagged = [l.split(" ")[0] for l in out if not l.startswith("*") and re.match(r"^[ab]\d ", l)]
+    assert tagged == ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1"], out
+    status = {l.split(" ")[0]: l.split(" ")[1] for l in out if re.match(r"^[ab]\d ", l)}
+    assert [status[t] for t in ("a5", "a7")] == ["BAD", "BAD"] and status["a6"] == "OK", out
+    seqs = [int(m.group(1)) for m in (re.match(r"^\* (\d+) FETCH", l) for l in out) if m]
+    assert seqs[:3] == [1, 2, 3] and seqs[3:] == [2, 3, 4, 5, 6, 7], seqs
+    assert r.read_line().startswith(b"+ "), "no continuation for the literal after the chain"
+    r.send("zzzzz\r\n")
+    assert lines(r.read_response("b2"))[-1].startswith("b2 OK")
+    r.close()
+
+
 def test_compress_turned_off(small):
     """An operator may turn COMPRESS off (it costs server CPU where links are fast): it is then
     neither advertised nor accepted, and the session carries on uncompressed."""
