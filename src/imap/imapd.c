@@ -782,15 +782,24 @@ static void dispatch(imapd_session *s)
 	continue_command(c);
 }
 
-static void parse_error(imapd_session *s)
+/* The parser's error as the tagged BAD, appended to out. */
+static void parse_error_to(imapd_session *s, struct evbuffer *out)
 {
 	const arca_error *e = arca_imap_parser_error(s->parser);
 	const char *tag = arca_imap_parser_tag(s->parser);
 	const char *code = arca_imap_resp_code_name(arca_imap_parser_error_code(s->parser));
-	char line[ARCA_ERROR_MSG_MAX + 300];
-	snprintf(line, sizeof(line), "%.200s BAD %s%s%s%s\r\n", tag != NULL ? tag : "*",
-	         code != NULL ? "[" : "", code != NULL ? code : "", code != NULL ? "] " : "", e->msg);
-	send_text(s, line);
+	evbuffer_add_printf(out, "%.200s BAD %s%s%s%s\r\n", tag != NULL ? tag : "*", code != NULL ? "[" : "",
+	                    code != NULL ? code : "", code != NULL ? "] " : "", e->msg);
+}
+
+static void parse_error(imapd_session *s)
+{
+	struct evbuffer *b;
+	if (s->bev == NULL || (b = evbuffer_new()) == NULL)
+		return;
+	parse_error_to(s, b);
+	send_buf(s, b);
+	evbuffer_free(b);
 }
 
 /* Chain: a command parsed while a chainable one runs on a worker. A FETCH is prepared now (its
@@ -816,11 +825,7 @@ static void chain_or_hold(imapd_session *s, arca_imap_result r)
 	c->s = s;
 	c->next = IMAPD_DONE;
 	if (r == ARCA_IMAP_ERROR) {
-		const arca_error *e = arca_imap_parser_error(s->parser);
-		const char *code = arca_imap_resp_code_name(arca_imap_parser_error_code(s->parser));
-		evbuffer_add_printf(c->buf, "%.200s BAD %s%s%s%s\r\n", tag != NULL ? tag : "*",
-		                    code != NULL ? "[" : "", code != NULL ? code : "", code != NULL ? "] " : "",
-		                    e->msg);
+		parse_error_to(s, c->buf);
 	} else {
 		const char *sub;
 		c->args = arca_imap_parser_args(s->parser);
