@@ -336,6 +336,7 @@ static imapd_cmd *chain_pop(imapd_session *s)
 		if (s->chain_head == NULL)
 			s->chain_tail = NULL;
 		c->chain_next = NULL;
+		s->chain_len--;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return c;
@@ -847,6 +848,7 @@ static void chain_or_hold(imapd_session *s, arca_imap_result r)
 	else
 		s->chain_head = c;
 	s->chain_tail = c;
+	s->chain_len++;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -878,8 +880,14 @@ static void process_input(imapd_session *s)
 			return;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
-		if (chaining && !chain_line_ready(&v))
-			return;
+		if (chaining) {
+			bool full;
+			pthread_mutex_lock(&s->mu);
+			full = s->chain_len >= IMAPD_CHAIN_MAX;
+			pthread_mutex_unlock(&s->mu);
+			if (full || !chain_line_ready(&v))
+				return; /* carried on when the running command ends */
+		}
 		r = arca_imap_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
 		if (chaining && (r == ARCA_IMAP_COMMAND || r == ARCA_IMAP_ERROR)) {
 			evbuffer_drain(in, used);

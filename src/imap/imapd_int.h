@@ -26,6 +26,10 @@ typedef enum {
 #define IMAPD_ANY (IMAPD_NOTAUTH | IMAPD_AUTH | IMAPD_SELECTED)
 #define IMAPD_AUTHED (IMAPD_AUTH | IMAPD_SELECTED)
 
+/* FETCHes queued behind a running one, per session: a client pipelining more waits for TCP
+ * (each queued FETCH holds a bitmap of the mailbox, 125 KB for a million messages). */
+#define IMAPD_CHAIN_MAX 64u
+
 typedef struct imapd_session imapd_session;
 typedef struct imapd_cmd imapd_cmd;
 typedef struct imapd_mailbox imapd_mailbox;
@@ -82,6 +86,7 @@ struct imapd_session {
 	/* Pipelined FETCHes parsed while a chainable command runs (under mu): the worker runs them
 	 * in turn, without a trip through the loop per command (imapd.c, "chain"). */
 	imapd_cmd *chain_head, *chain_tail;
+	unsigned chain_len; /* at most IMAPD_CHAIN_MAX: each holds its FETCH's state */
 	bool held; /* a parsed command that is not chainable waits for the chain to drain */
 	struct event *timer; /* login delay, IDLE poll */
 	/* output from workers, handed to bev on the loop thread (flow control: see imapd.c) */

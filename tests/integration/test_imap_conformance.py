@@ -1005,6 +1005,12 @@ def test_pipelined_commands_answered_in_order(imap_server):
     assert r.read_line().startswith(b"+ "), "no continuation for the literal after the chain"
     r.send("zzzzz\r\n")
     assert lines(r.read_response("b2"))[-1].startswith("b2 OK")
+    # more than the chain holds (IMAPD_CHAIN_MAX, 64): the rest waits in the input, in order
+    r.send("".join("c%d FETCH %d (UID)\r\n" % (i, i % 50 + 1) for i in range(300)))
+    out = lines(r.read_response("c299"))
+    tags = [l.split(" ")[0] for l in out if l.startswith("c")]
+    assert tags == ["c%d" % i for i in range(300)], tags[:5]
+    assert all(" OK " in l for l in out if l.startswith("c")), [l for l in out if " OK " not in l][:3]
     r.close()
 
 
