@@ -433,19 +433,7 @@ arca_status arca_api_j_import(arca_api_job *j, arca_error *err)
 	} else if (file != NULL) {
 		snprintf(top, sizeof(top), "Import");
 	} else {
-		/* like arcactl import: the source's base name */
-		char tmp[ARCA_PATH_MAX], *b;
-		snprintf(tmp, sizeof(tmp), "%s", path);
-		while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/')
-			tmp[strlen(tmp) - 1] = '\0';
-		b = strrchr(tmp, '/');
-		b = b ? b + 1 : tmp;
-		if (arca_source_get_format(src) == ARCA_SRC_EML || arca_source_get_format(src) == ARCA_SRC_MBOX) {
-			char *dot = strrchr(b, '.');
-			if (dot && dot != b)
-				*dot = '\0';
-		}
-		snprintf(top, sizeof(top), "%.*s", (int)sizeof(top) - 1, b[0] ? b : "Import");
+		arca_source_default_folder(src, path, top, sizeof(top)); /* like arcactl import */
 	}
 	if ((st = arca_instance_archive_id(j->in, archive, true, &aid, err)) != ARCA_OK ||
 	    (st = arca_instance_folder_id(j->in, aid, top, true, &top_id, err)) != ARCA_OK ||

@@ -373,20 +373,7 @@ static int cmd_import(int argc, char **argv)
 	if (arca_source_open(path, fmt, &src, &err) != ARCA_OK)
 		return fail(&err);
 	if (folder == NULL) {
-		/* default folder: the source's base name */
-		char tmp[ARCA_PATH_MAX];
-		char *b;
-		snprintf(tmp, sizeof(tmp), "%s", path);
-		while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/')
-			tmp[strlen(tmp) - 1] = '\0';
-		b = strrchr(tmp, '/');
-		b = b ? b + 1 : tmp;
-		if (arca_source_get_format(src) == ARCA_SRC_EML || arca_source_get_format(src) == ARCA_SRC_MBOX) {
-			char *dot = strrchr(b, '.');
-			if (dot && dot != b)
-				*dot = '\0';
-		}
-		snprintf(top, sizeof(top), "%s", b[0] ? b : "Import");
+		arca_source_default_folder(src, path, top, sizeof(top));
 	} else {
 		snprintf(top, sizeof(top), "%s", folder);
 	}

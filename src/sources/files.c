@@ -356,6 +356,22 @@ arca_source_format arca_source_get_format(const arca_source *src)
 	return src->fmt;
 }
 
+void arca_source_default_folder(const arca_source *src, const char *path, char *out, size_t outsz)
+{
+	char tmp[ARCA_PATH_MAX], *b;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/')
+		tmp[strlen(tmp) - 1] = '\0';
+	b = strrchr(tmp, '/');
+	b = b ? b + 1 : tmp;
+	if (src->fmt == ARCA_SRC_EML || src->fmt == ARCA_SRC_MBOX) {
+		char *dot = strrchr(b, '.');
+		if (dot && dot != b)
+			*dot = '\0';
+	}
+	snprintf(out, outsz, "%s", b[0] ? b : "Import");
+}
+
 uint64_t arca_source_total(const arca_source *src, int *is_bytes)
 {
 	*is_bytes = src->fmt == ARCA_SRC_MBOX;

@@ -34,6 +34,10 @@ arca_status arca_source_open(const char *path, arca_source_format fmt, arca_sour
                              arca_error *err);
 void arca_source_close(arca_source **src);
 arca_source_format arca_source_get_format(const arca_source *src);
+/* The folder an import of path goes to when none is given: the source's base name, without
+ * its extension for an .eml or mbox file ("Import" when that leaves nothing). Truncated to
+ * outsz. */
+void arca_source_default_folder(const arca_source *src, const char *path, char *out, size_t outsz);
 /* Number of messages (files) if known up front, else bytes total for mbox (see *is_bytes). */
 uint64_t arca_source_total(const arca_source *src, int *is_bytes);
 /* Progress in the same unit as arca_source_total. */
