@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(gcc clang libclang-rt-14-dev meson ninja-build pkg-config bc
 	libgmime-3.0-dev libglib2.0-dev libevent-dev libssl-dev libsodium-dev libsqlite3-dev
-	libzstd-dev libjansson-dev libcmocka-dev
+	libzstd-dev libjansson-dev libcmocka-dev libisal-dev
 	python3 python3-pytest notmuch time ca-certificates curl dovecot-imapd isync)
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()

@@ -1,19 +1,20 @@
-/* COMPRESS=DEFLATE. zlib raw streams: we compress at level 1 with a 32 KB window (RFC 4978 lets
- * the compressor choose), and decompress with a 32 KB window since the peer may use any.
+/* COMPRESS=DEFLATE. Raw DEFLATE streams both ways: we compress with ISA-L's igzip at level 1
+ * with a 32 KB window (RFC 4978 lets the compressor choose), and decompress with zlib and a 32 KB
+ * window since the peer may use any.
  *
  * Compression (arca_deflate_out) is separate from the filter so that the thread that produces a
- * response also compresses it: a worker, in parallel with the loop thread that encrypts and
- * writes. Level 1 because on loopback and LANs the compressor is the bottleneck of a bulk FETCH:
- * on the SpamAssassin corpus level 1 runs at ~70 MB/s for 0.30 of the input, level 6 at ~40 MB/s
- * for 0.26 (zlib 1.2.13 on this project's machines); a 32 KB window is faster than a small one
- * (fewer literals to code) and compresses better.
+ * response can compress it. ISA-L rather than zlib because on loopback and LANs the compressor is
+ * the bottleneck of a bulk FETCH: on the SpamAssassin corpus, sync-flushed per message, zlib 1.2.13
+ * level 1 runs at 50-55 MB/s for 0.37 of the input, igzip level 1 at 175-210 MB/s for 0.36
+ * (docs/adr/007). Decompression stays on zlib: clients send little, and the filter needs zlib's
+ * Z_BLOCK, inflatePrime and dictionary calls to find block boundaries and release its state.
  *
- * Memory per compressed session (zlib 1.2.13, x86-64):
- *   - while compressing: deflate state ~165 KB (windowBits 15, memLevel 6: window 64 KB, prev 64 KB,
- *     hash heads 16 KB, pending 16 KB, state 6 KB), kept across the commands of a busy session
- *     and freed by arca_deflate_out_idle when the session goes idle; a new state then starts
- *     without history, which a DEFLATE stream allows after a sync flush (the peer's decompressor
- *     keeps its window; we just do not refer to it);
+ * Memory per compressed session (ISA-L 2.30, zlib 1.2.13, x86-64):
+ *   - while compressing: igzip stream 82 KB (its 64 KB history buffer and hash tables) + the level 1
+ *     buffer 84 KB, one allocation, kept across the commands of a busy session and freed by
+ *     arca_deflate_out_idle when the session goes idle; a new stream then starts without
+ *     history, which a DEFLATE stream allows after a sync flush (the peer's decompressor keeps its
+ *     window; we just do not refer to it);
  *   - while decompressing: inflate state 7 KB + 32 KB window;
  *   - idle (after each flushed batch from the peer): no inflate state; only the history the
  *     peer's next bytes may refer to, copied out: up to 32 KB (as much as it sent so far), plus
@@ -27,18 +28,22 @@
 #include "net/deflate.h"
 
 #include <errno.h>
+#include <isa-l/igzip_lib.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #define DEFL_WBITS 15           /* compressor window 32 KB */
-#define DEFL_MEMLEVEL 6         /* compressor hash and pending buffers 16 KB each */
-#define DEFL_LEVEL 1            /* fastest: see above */
+#define DEFL_LEVEL 1            /* see above */
+#define DEFL_LEVEL_BUF ISAL_DEF_LVL1_SMALL /* 84 KB: as fast as the default 276 KB here */
+#define OUT_NOSPACE (-1000)    /* evbuffer space could not be had (ISA-L's own codes are > -20) */
+#define LEVEL_BUF_AT ((sizeof(struct isal_zstream) + 63u) & ~(size_t)63u) /* 64-byte aligned */
 #define INFL_WBITS 15           /* the peer may use any window */
 #define STEP_IN (64u * 1024u)   /* input handed to zlib per call */
 #define STEP_OUT (16u * 1024u)  /* output space reserved per call */
@@ -260,8 +265,7 @@ static void defl_resume(struct evbuffer *buf, const struct evbuffer_cb_info *inf
 /* ------------------------------------------------------------------ compression */
 
 struct arca_deflate_out {
-	z_stream z;
-	bool live;
+	struct isal_zstream *z; /* with its level buffer behind it (one allocation); NULL while idle */
 	bool failed;
 };
 
@@ -270,88 +274,101 @@ arca_deflate_out *arca_deflate_out_new(void)
 	return calloc(1, sizeof(arca_deflate_out));
 }
 
-void arca_deflate_out_free(arca_deflate_out **pz)
+void arca_deflate_out_idle(arca_deflate_out *o)
 {
-	arca_deflate_out *z = pz != NULL ? *pz : NULL;
-	if (z == NULL)
-		return;
-	if (z->live)
-		deflateEnd(&z->z);
-	free(z);
-	*pz = NULL;
-}
-
-void arca_deflate_out_idle(arca_deflate_out *z)
-{
-	if (z != NULL && z->live) {
-		deflateEnd(&z->z);
-		z->live = false;
+	if (o != NULL) {
+		free(o->z);
+		o->z = NULL;
 	}
 }
 
-/* One deflate call into fresh space at the end of dst; *full when zlib may have more to give. */
-static int out_step(z_stream *z, struct evbuffer *dst, int flush, bool *full)
+void arca_deflate_out_free(arca_deflate_out **po)
+{
+	arca_deflate_out *o = po != NULL ? *po : NULL;
+	if (o == NULL)
+		return;
+	arca_deflate_out_idle(o);
+	free(o);
+	*po = NULL;
+}
+
+static int out_start(arca_deflate_out *o)
+{
+	void *mem = NULL;
+	struct isal_zstream *z;
+	if (posix_memalign(&mem, 64, LEVEL_BUF_AT + DEFL_LEVEL_BUF) != 0)
+		return -1;
+	z = mem;
+	isal_deflate_init(z);
+	z->level = DEFL_LEVEL;
+	z->level_buf = (uint8_t *)mem + LEVEL_BUF_AT;
+	z->level_buf_size = DEFL_LEVEL_BUF;
+	z->hist_bits = DEFL_WBITS;
+	z->gzip_flag = IGZIP_DEFLATE; /* raw: no header, no trailer */
+	z->end_of_stream = 0;
+	o->z = z;
+	return 0;
+}
+
+/* One isal_deflate call into fresh space at the end of dst; *full when the space ran out (there
+ * may be more to give). */
+static int out_step(struct isal_zstream *z, struct evbuffer *dst, bool *full)
 {
 	struct evbuffer_iovec ov;
 	size_t got;
 	int ret;
 	if (evbuffer_reserve_space(dst, STEP_OUT, &ov, 1) != 1)
-		return Z_MEM_ERROR;
+		return OUT_NOSPACE;
 	z->next_out = ov.iov_base;
-	z->avail_out = (uInt)(ov.iov_len < UINT_MAX ? ov.iov_len : UINT_MAX);
+	z->avail_out = (uint32_t)(ov.iov_len < UINT32_MAX ? ov.iov_len : UINT32_MAX);
 	got = z->avail_out;
-	ret = deflate(z, flush);
+	ret = isal_deflate(z);
 	got -= z->avail_out;
 	*full = z->avail_out == 0;
 	ov.iov_len = got;
 	if (evbuffer_commit_space(dst, &ov, 1) != 0)
-		return Z_MEM_ERROR;
-	return ret == Z_BUF_ERROR ? Z_OK : ret;
+		return OUT_NOSPACE;
+	return ret;
 }
 
-int arca_deflate_out_put(arca_deflate_out *z, struct evbuffer *src, struct evbuffer *dst)
+int arca_deflate_out_put(arca_deflate_out *o, struct evbuffer *src, struct evbuffer *dst)
 {
 	bool full = false;
-	int ret = Z_OK;
-	if (z->failed) {
+	int ret = COMP_OK;
+	if (o->failed) {
 		errno = EPROTO;
 		return -1;
 	}
 	if (evbuffer_get_length(src) == 0)
 		return 0;
-	if (!z->live) {
-		memset(&z->z, 0, sizeof z->z);
-		if (deflateInit2(&z->z, DEFL_LEVEL, Z_DEFLATED, -DEFL_WBITS, DEFL_MEMLEVEL,
-		                 Z_DEFAULT_STRATEGY) != Z_OK) {
-			errno = ENOMEM;
-			return -1;
-		}
-		z->live = true;
+	if (o->z == NULL && out_start(o) != 0) {
+		errno = ENOMEM;
+		return -1;
 	}
-	while (ret == Z_OK && evbuffer_get_length(src) > 0) {
+	while (ret == COMP_OK && evbuffer_get_length(src) > 0) {
 		struct evbuffer_iovec iv;
 		size_t n;
+		bool last;
 		if (evbuffer_peek(src, -1, NULL, &iv, 1) < 1)
 			break;
 		n = iv.iov_len < STEP_IN ? iv.iov_len : STEP_IN;
-		z->z.next_in = iv.iov_base;
-		z->z.avail_in = (uInt)n;
+		last = n == evbuffer_get_length(src);
+		/* Only the last piece flushes: one sync flush (5 bytes) per put. The flush is complete
+		 * once all input is taken and a call leaves output space unused (igzip_lib.h). */
+		o->z->next_in = iv.iov_base;
+		o->z->avail_in = (uint32_t)n;
+		o->z->flush = last ? SYNC_FLUSH : NO_FLUSH;
 		do
-			ret = out_step(&z->z, dst, Z_NO_FLUSH, &full);
-		while (ret == Z_OK && z->z.avail_in > 0);
-		n -= z->z.avail_in;
-		z->z.next_in = NULL;
-		z->z.avail_in = 0;
+			ret = out_step(o->z, dst, &full);
+		while (ret == COMP_OK && (o->z->avail_in > 0 || (last && full)));
+		n -= o->z->avail_in;
+		o->z->next_in = NULL;
+		o->z->avail_in = 0;
 		evbuffer_drain(src, n);
 	}
-	if (ret == Z_OK) {
-		do
-			ret = out_step(&z->z, dst, Z_SYNC_FLUSH, &full);
-		while (ret == Z_OK && full);
-	}
-	if (ret != Z_OK) {
-		z->failed = true;
-		errno = ret == Z_MEM_ERROR ? ENOMEM : EPROTO;
+	if (ret != COMP_OK) {
+		o->failed = true;
+		errno = ret == OUT_NOSPACE ? ENOMEM : EPROTO;
 		return -1;
 	}
 	return 0;
