@@ -27,7 +27,7 @@ for f in $files; do
 		# public function declarations must be prefixed
 		# (a folder's internal header, *_int.h, may use the folder's short prefix instead)
 		prefixes='arca_|inst_'
-		case "$f" in *_int.h) prefixes='arca_|inst_|store_|imapd_|api_|msg_|users_' ;; esac
+		case "$f" in *_int.h) prefixes='arca_|inst_|store_|imapd_|api_|msg_|users_|ix_' ;; esac
 		grep -nE '^[a-z_][a-z0-9_ \*]*[ \*]([a-z][a-z0-9_]*)\(' "$f" | grep -vE "[ \*]($prefixes)[a-z0-9_]*\(" |
 			sed "s|^|$f: public name without arca_ prefix: |" | grep . && bad=1
 		;;

@@ -21,6 +21,7 @@ typedef struct {
 	uint64_t size;
 	uint64_t batch;
 	arca_mime_info *info;
+	arca_index_xtext x;
 	size_t text;
 } job;
 
@@ -42,9 +43,13 @@ struct inst_indexer {
 	size_t n_txns, cap_txns;
 };
 
-static size_t job_text(const arca_mime_info *info)
+static size_t job_text(const arca_mime_info *info, const arca_index_xtext *x)
 {
-	return info ? info->body_text_len + info->attachment_text_len + 1024 : 0;
+	size_t n = (info ? info->body_text_len + info->attachment_text_len + 1024 : 0) +
+	           (x ? x->headers_len + x->body_len : 0);
+	for (int i = 0; x != NULL && i < ARCA_INDEX_X_FIELDS; i++)
+		n += x->fields_len[i];
+	return n;
 }
 
 static void push(inst_indexer *w, const job *j)
@@ -127,7 +132,7 @@ static void run_job(inst_indexer *w, job *j)
 			break;
 		if (j->kind == JOB_DOC) {
 			arca_index_doc doc = {.msg_id = j->msg_id, .folder_id = j->folder_id, .date = j->date,
-			                      .size = j->size, .info = j->info};
+			                      .size = j->size, .info = j->info, .x = &j->x};
 			if (arca_index_add(j->ix, &doc, &err) != ARCA_OK)
 				poison(t, "index add", &err);
 		} else {
@@ -145,6 +150,7 @@ static void run_job(inst_indexer *w, job *j)
 	case JOB_STOP: break;
 	}
 	arca_mime_info_free(&j->info);
+	arca_index_xtext_free(&j->x);
 }
 
 static void *worker(void *arg)
@@ -197,10 +203,14 @@ arca_status inst_indexer_start(inst_indexer **out, arca_error *err)
 }
 
 void inst_indexer_doc(inst_indexer *w, arca_index *ix, uint64_t msg_id, uint32_t folder_id,
-                      int64_t date, uint64_t size, arca_mime_info *info)
+                      int64_t date, uint64_t size, arca_mime_info *info, arca_index_xtext *x)
 {
 	job j = {.kind = JOB_DOC, .ix = ix, .msg_id = msg_id, .folder_id = folder_id, .date = date,
-	         .size = size, .info = info, .text = job_text(info)};
+	         .size = size, .info = info, .text = job_text(info, x)};
+	if (x != NULL) {
+		j.x = *x; /* taken over */
+		memset(x, 0, sizeof(*x));
+	}
 	push(w, &j);
 }
 

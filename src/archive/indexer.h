@@ -15,9 +15,10 @@
 typedef struct inst_indexer inst_indexer;
 
 arca_status inst_indexer_start(inst_indexer **out, arca_error *err);
-/* Queues a document; takes ownership of info. Blocks while the queue is full. */
+/* Queues a document; takes ownership of info and of x's buffers (x may be NULL). Blocks while
+ * the queue is full. */
 void inst_indexer_doc(inst_indexer *w, arca_index *ix, uint64_t msg_id, uint32_t folder_id,
-                      int64_t date, uint64_t size, arca_mime_info *info);
+                      int64_t date, uint64_t size, arca_mime_info *info, arca_index_xtext *x);
 /* Queues "msg_id is also in folder_id". */
 void inst_indexer_folder(inst_indexer *w, arca_index *ix, uint64_t msg_id, uint32_t folder_id);
 /* Queues a commit of every index written since the last commit/rollback, as store batch. */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "archive/indexer.h"
+#include "archive/xtext.h"
 #include "lib/fs.h"
 #include "lib/log.h"
 
@@ -25,6 +26,7 @@ arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, 
 {
 	arca_mime_info *info = NULL;
 	arca_index_doc doc;
+	arca_index_xtext x;
 	arca_status st = arca_mime_parse(data, len, &info, err);
 	static __thread char warnbuf[256];
 	if (warning)
@@ -40,7 +42,10 @@ arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, 
 	doc.date = info->date != ARCA_MIME_DATE_NONE ? info->date : archive_time;
 	doc.size = len;
 	doc.info = info;
+	inst_xtext_make(data, len, info, &x);
+	doc.x = &x;
 	st = arca_index_add(ix, &doc, err);
+	arca_index_xtext_free(&x);
 	arca_mime_info_free(&info);
 	return st;
 }
@@ -493,9 +498,11 @@ arca_status arca_ingest_add(arca_ingest *ing, const void *data, size_t len, uint
 			if (warning)
 				*warning = warnbuf;
 		}
+		arca_index_xtext x;
+		inst_xtext_make(data, len, info, &x);
 		inst_indexer_doc(ing->indexer, ix, added.msg_id, folder_id,
 		                 info->date != ARCA_MIME_DATE_NONE ? info->date : dest.archive_time, len,
-		                 info);
+		                 info, &x);
 	} else {
 		inst_indexer_folder(ing->indexer, ix, added.msg_id, folder_id);
 	}

@@ -7,10 +7,11 @@
  * store's metadata; everything else needs the message itself, which is read and parsed at
  * most once per message and only when a key needs it (cheap keys are evaluated first).
  * Text keys (BODY, TEXT, SUBJECT, FROM, TO, CC, BCC, HEADER) first ask the full-text index
- * which of the folder's messages may contain the string (arca_index_imap_words); only those,
- * and the messages the index does not hold yet, are read and checked with RFC 3501's
- * case-insensitive substring test. A string without any word characters, an empty string,
- * or a header the index does not keep is checked on every message. */
+ * which of the folder's messages may contain the string (arca_index_imap_words, which never
+ * misses one); only those, and the messages the index does not hold yet, are read and checked
+ * with RFC 3501's case-insensitive substring test. A string without any word characters, an
+ * empty string, one that starts with a short word, or one the index cannot narrow down is
+ * checked on every message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ typedef struct {
 	uint64_t size;
 	int64_t archived;
 	arca_imap_msg *m;
-	bool have_body, have_text;
+	bool have_body, have_text; /* body, text (the header lines) computed */
 	bool failed;
 	arca_buf raw, hdr, body, text;
 	const arca_message_info *infos; /* every message's, fetched at once (NULL: one by one) */
@@ -176,6 +177,33 @@ static void set_bit(uint8_t *b, size_t i)
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
+
+/* Whether needle occurs across the end of a (the header lines) and the start of b (the body's
+ * text): TEXT searches a followed by b. Only the bytes a match across could use are tested,
+ * cut at UTF-8 character starts; folding never makes a character more than 3 times longer. */
+static bool across(const arca_buf *a, const arca_buf *b, const char *needle, size_t nlen)
+{
+	size_t span = nlen * 3 + 4, ta, hb;
+	char *joined;
+	bool found;
+	if (nlen < 2 || a->len == 0 || b->len == 0)
+		return false;
+	ta = a->len > span ? a->len - span : 0;
+	while (ta > 0 && ta < a->len && ((unsigned char)a->data[ta] & 0xC0) == 0x80)
+		ta--;
+	hb = b->len > span ? span : b->len;
+	while (hb < b->len && ((unsigned char)b->data[hb] & 0xC0) == 0x80)
+		hb++;
+	joined = malloc(a->len - ta + hb);
+	if (joined == NULL)
+		return true; /* out of memory: better a false match than a lost one */
+	memcpy(joined, a->data + ta, a->len - ta);
+	memcpy(joined + (a->len - ta), b->data, hb);
+	found = arca_imap_match_substring(joined, a->len - ta + hb, needle, nlen);
+	free(joined);
+	return found;
+}
+
 static bool eval(const imapd_skey *k, mctx *x)
 {
 	switch (k->kind) {
@@ -235,21 +263,32 @@ static bool eval(const imapd_skey *k, mctx *x)
 		return arca_imap_match_substring(x->hdr.data != NULL ? x->hdr.data : "", x->hdr.len,
 		                                 k->text, k->len);
 	case IMAPD_SK_BODY:
-	case IMAPD_SK_TEXT: {
-		bool with = k->kind == IMAPD_SK_TEXT;
-		arca_buf *b = with ? &x->text : &x->body;
-		bool *have = with ? &x->have_text : &x->have_body;
+	case IMAPD_SK_TEXT:
 		if (k->bits != NULL && !bit(k->bits, x->idx))
 			return false;
 		if (!load_msg(x))
 			return false;
-		if (!*have) {
-			arca_buf_reset(b);
-			arca_imap_msg_text(x->m, with, b, ARCA_MIME_MAX_TEXT);
-			*have = true;
+		/* TEXT: the header lines first, which are cheap, then the body's text (decoding,
+		 * charsets, HTML), then the few bytes where the two meet */
+		if (k->kind == IMAPD_SK_TEXT) {
+			if (!x->have_text) {
+				arca_buf_reset(&x->text);
+				arca_imap_msg_header_text(x->m, &x->text, ARCA_MIME_MAX_TEXT);
+				x->have_text = true;
+			}
+			if (arca_imap_match_substring(x->text.data != NULL ? x->text.data : "", x->text.len,
+			                              k->text, k->len))
+				return true;
 		}
-		return arca_imap_match_substring(b->data != NULL ? b->data : "", b->len, k->text, k->len);
-	}
+		if (!x->have_body) {
+			arca_buf_reset(&x->body);
+			arca_imap_msg_text(x->m, false, &x->body, ARCA_MIME_MAX_TEXT);
+			x->have_body = true;
+		}
+		if (arca_imap_match_substring(x->body.data != NULL ? x->body.data : "", x->body.len,
+		                              k->text, k->len))
+			return true;
+		return k->kind == IMAPD_SK_TEXT && across(&x->text, &x->body, k->text, k->len);
 	}
 	return false;
 }
@@ -378,40 +417,43 @@ static size_t first_word_chars(const char *s, size_t len)
 	return n;
 }
 
-/* The index fields that hold what a text key searches, 0 if none does or the index would
- * answer the key too loosely. */
+/* The index fields that hold what a text key searches, 0 if the index would answer the key too
+ * loosely. Header keys also look at the words of the field as IMAP decodes it that its column
+ * lacks (xfield, xhdr): the fts columns come from the MIME reader, whose decoding of a field
+ * can differ (and which keeps only parsed addresses). */
 static unsigned index_fields(const imapd_skey *k)
 {
 	size_t fw;
 	if (k->len == 0)
 		return 0; /* "" matches every message that has the field: nothing to look up */
 	/* A string starting with a short word is mostly found inside longer words ("re" in
-	 * "are"), which a word index cannot see, and its candidates would be most of the folder
-	 * anyway: check every message instead. */
+	 * "are"): its candidates would be most of the folder anyway, check every message. */
 	fw = first_word_chars(k->text, k->len);
 	if (fw > 0 && fw < MIN_INDEX_WORD)
 		return 0;
 	if (k->kind == IMAPD_SK_BODY)
-		return ARCA_INDEX_F_BODY | ARCA_INDEX_F_ATTACHMENT;
+		return ARCA_INDEX_F_BODY | ARCA_INDEX_F_ATTACHMENT | ARCA_INDEX_F_XBODY;
 	if (k->kind == IMAPD_SK_TEXT)
-		return ARCA_INDEX_F_ALL;
+		return ARCA_INDEX_F_ALL | ARCA_INDEX_F_XHDR | ARCA_INDEX_F_XBODY;
 	if (k->kind != IMAPD_SK_HEADER)
 		return 0;
+	/* a field a header column holds: that column and xfield's; any other: xhdr, which holds
+	 * the words of every field that the header columns lack, and all of those columns */
 	if (strcasecmp(k->field, "Subject") == 0)
-		return ARCA_INDEX_F_SUBJECT;
+		return ARCA_INDEX_F_SUBJECT | ARCA_INDEX_F_XFIELD;
 	if (strcasecmp(k->field, "From") == 0 || strcasecmp(k->field, "Sender") == 0 ||
 	    strcasecmp(k->field, "Reply-To") == 0)
-		return ARCA_INDEX_F_FROM;
+		return ARCA_INDEX_F_FROM | ARCA_INDEX_F_XFIELD;
 	if (strcasecmp(k->field, "To") == 0)
-		return ARCA_INDEX_F_TO;
+		return ARCA_INDEX_F_TO | ARCA_INDEX_F_XFIELD;
 	if (strcasecmp(k->field, "Cc") == 0)
-		return ARCA_INDEX_F_CC;
+		return ARCA_INDEX_F_CC | ARCA_INDEX_F_XFIELD;
 	if (strcasecmp(k->field, "Bcc") == 0)
-		return ARCA_INDEX_F_BCC;
+		return ARCA_INDEX_F_BCC | ARCA_INDEX_F_XFIELD;
 	if (strcasecmp(k->field, "Message-ID") == 0 || strcasecmp(k->field, "In-Reply-To") == 0 ||
 	    strcasecmp(k->field, "References") == 0)
-		return ARCA_INDEX_F_MSGID;
-	return 0;
+		return ARCA_INDEX_F_MSGID | ARCA_INDEX_F_XFIELD;
+	return ARCA_INDEX_F_HEADERS | ARCA_INDEX_F_XHDR;
 }
 
 /* What the indexes of the mailbox's stores hold of its folder, looked up once per command. */

@@ -183,6 +183,12 @@ arca_status arca_imap_msg_header(const arca_imap_msg *msg, const char *field, ar
  * Errors only from out (ARCA_ERR_LIMIT / ARCA_ERR_NOMEM). */
 arca_status arca_imap_msg_text(const arca_imap_msg *msg, bool with_headers, arca_buf *out,
                                size_t max);
+/* Only the header part of arca_imap_msg_text's with_headers text: every top-level field as
+ * "Name: decoded value\n". */
+arca_status arca_imap_msg_header_text(const arca_imap_msg *msg, arca_buf *out, size_t max);
+/* True when a multipart/alternative of the message (nested ones included) has two or more
+ * alternatives that hold text: arca_imap_msg_text reads all of them, an indexer may not. */
+bool arca_imap_msg_has_text_alternatives(const arca_imap_msg *msg);
 /* Case-insensitive substring test (RFC 3501 SEARCH semantics) on UTF-8 text: Unicode simple
  * case folding (g_utf8_casefold) when either side has non-ASCII bytes and both are valid
  * UTF-8, ASCII folding otherwise. Linear in hlen + nlen. An empty needle matches. */

@@ -375,9 +375,20 @@ static arca_status decode_value(const arca_imap_msg *m, size_t off, size_t len, 
 		arca_buf_free(&raw);
 		return st;
 	}
-	for (size_t i = 0; i < raw.len; i++)
+	bool plain = true;
+	for (size_t i = 0; i < raw.len; i++) {
 		if (raw.data[i] == 0)
 			raw.data[i] = ' ';
+		else if ((unsigned char)raw.data[i] >= 0x80 ||
+		         (raw.data[i] == '=' && i + 1 < raw.len && raw.data[i + 1] == '?'))
+			plain = false;
+	}
+	if (plain) {
+		/* ASCII without encoded words: GMime would hand it back as it is */
+		st = arca_buf_append(out, raw.data, raw.len);
+		arca_buf_free(&raw);
+		return st;
+	}
 	dec = g_mime_utils_header_decode_text(gmime_opts(), raw.data);
 	if (dec != NULL) {
 		st = repair_utf8((const uint8_t *)dec, strlen(dec), out);
@@ -527,8 +538,32 @@ static void text_walk(textctx *t, const arca_msg_part *p)
 	}
 }
 
-arca_status arca_imap_msg_text(const arca_imap_msg *msg, bool with_headers, arca_buf *out,
-                               size_t max)
+/* The top-level header fields as "Name: decoded value\n" lines, appended to t->out. */
+static void header_lines(textctx *t)
+{
+	const arca_imap_msg *msg = t->m;
+	const arca_msg_part *r = msg->root;
+	size_t pos = r->hdr_off, end = r->hdr_off + r->hdr_len, nl, fo, fl, vo;
+	arca_buf line;
+	arca_buf_init(&line, ARCA_MIME_MAX_FIELD * 2);
+	while (!t->full && t->st == ARCA_OK && arca_msg_next_field(msg->data, end, &pos, &nl, &fo, &fl, &vo)) {
+		arca_buf_reset(&line);
+		t->st = repair_utf8(msg->data + fo, nl, &line);
+		if (t->st == ARCA_OK)
+			t->st = arca_buf_append(&line, ": ", 2);
+		if (t->st == ARCA_OK && vo != ARCA_MSG_NONE && vo < fo + fl)
+			t->st = decode_value(msg, vo, fo + fl - vo, &line);
+		if (t->st == ARCA_OK)
+			t->st = arca_buf_append(&line, "\n", 1);
+		if (t->st == ARCA_ERR_LIMIT)
+			t->st = ARCA_OK; /* an overlong field: what fitted */
+		if (t->st == ARCA_OK && line.len > 0 && !append_capped(t->out, t->cap, line.data, line.len, &t->st))
+			t->full = true;
+	}
+	arca_buf_free(&line);
+}
+
+static arca_status msg_text(const arca_imap_msg *msg, bool headers, bool body, arca_buf *out, size_t max)
 {
 	textctx t;
 	memset(&t, 0, sizeof(t));
@@ -539,31 +574,48 @@ arca_status arca_imap_msg_text(const arca_imap_msg *msg, bool with_headers, arca
 	t.cap = out->len + (max < SIZE_MAX - out->len ? max : SIZE_MAX - out->len);
 	arca_buf_init(&t.dec, ARCA_MAX_MESSAGE_SIZE);
 	arca_buf_init(&t.utf, ARCA_MAX_MESSAGE_SIZE);
-	if (with_headers) {
-		const arca_msg_part *r = msg->root;
-		size_t pos = r->hdr_off, end = r->hdr_off + r->hdr_len, nl, fo, fl, vo;
-		arca_buf line;
-		arca_buf_init(&line, ARCA_MIME_MAX_FIELD * 2);
-		while (!t.full && t.st == ARCA_OK && arca_msg_next_field(msg->data, end, &pos, &nl, &fo, &fl, &vo)) {
-			arca_buf_reset(&line);
-			t.st = repair_utf8(msg->data + fo, nl, &line);
-			if (t.st == ARCA_OK)
-				t.st = arca_buf_append(&line, ": ", 2);
-			if (t.st == ARCA_OK && vo != ARCA_MSG_NONE && vo < fo + fl)
-				t.st = decode_value(msg, vo, fo + fl - vo, &line);
-			if (t.st == ARCA_OK)
-				t.st = arca_buf_append(&line, "\n", 1);
-			if (t.st == ARCA_ERR_LIMIT)
-				t.st = ARCA_OK; /* an overlong field: what fitted */
-			if (t.st == ARCA_OK && line.len > 0 && !append_capped(out, t.cap, line.data, line.len, &t.st))
-				t.full = true;
-		}
-		arca_buf_free(&line);
-	}
-	text_walk(&t, msg->root);
+	if (headers)
+		header_lines(&t);
+	if (body)
+		text_walk(&t, msg->root);
 	arca_buf_free(&t.dec);
 	arca_buf_free(&t.utf);
 	return t.st;
+}
+
+arca_status arca_imap_msg_text(const arca_imap_msg *msg, bool with_headers, arca_buf *out,
+                               size_t max)
+{
+	return msg_text(msg, with_headers, true, out, max);
+}
+
+arca_status arca_imap_msg_header_text(const arca_imap_msg *msg, arca_buf *out, size_t max)
+{
+	return msg_text(msg, true, false, out, max);
+}
+
+static bool alternatives_in(const arca_msg_part *p)
+{
+	for (; p != NULL; p = p->next) {
+		if ((p->flags & ARCA_MSG_F_MULTIPART) != 0 && p->subtype.s != NULL && p->subtype.len == 11 &&
+		    strncasecmp(p->subtype.s, "alternative", 11) == 0) {
+			size_t texts = 0;
+			for (const arca_msg_part *c = p->children; c != NULL; c = c->next)
+				if ((c->flags & (ARCA_MSG_F_MULTIPART | ARCA_MSG_F_RFC822)) != 0 ||
+				    (c->flags & ARCA_MSG_F_TEXT) != 0)
+					texts++;
+			if (texts >= 2)
+				return true;
+		}
+		if ((p->flags & (ARCA_MSG_F_MULTIPART | ARCA_MSG_F_RFC822)) != 0 && alternatives_in(p->children))
+			return true;
+	}
+	return false;
+}
+
+bool arca_imap_msg_has_text_alternatives(const arca_imap_msg *msg)
+{
+	return alternatives_in(msg->root);
 }
 
 /* ---- matching ------------------------------------------------------------------------- */

@@ -5,6 +5,8 @@
  *                read from older indexes; snippets are cut from the message by the caller)
  *   doc_folders  (folder_id, sortkey) memberships, for folder-restricted searches
  *   state        schema version and the last store batch indexed
+ *   xhdr, xbody, xfield  words of the message as the IMAP server reads it that fts lacks, for
+ *                IMAP SEARCH's exact substring keys (imap.c)
  * The index is derived data: the store's metadata is the truth, and after a crash the caller
  * re-indexes batches newer than arca_index_last_batch(), so synchronous=NORMAL is enough. */
 #include "index/index.h"
@@ -16,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-#include <zstd.h>
-
+#include "index/index_int.h"
 #include "index/text.h"
 #include "lib/buf.h"
 
-#define INDEX_SCHEMA_VERSION 2 /* 2: day-resolution sort keys */
+/* 2: day-resolution sort keys; 3: xhdr and xbody (imap.c). A version 2 file is used as it is
+ * (its documents have no DOC_XTEXT) and upgraded by the first writable open. */
+#define INDEX_SCHEMA_VERSION 3
 /* Bytes of body text kept (compressed) per message for snippets. */
 #define EXCERPT_MAX 2048
 /* Bytes of from/subject kept in docs for hit lists. */
@@ -39,37 +41,6 @@
 #define KEY_SHIFT 12
 #define KEY_SLOTS (1u << KEY_SHIFT)
 #define KEY_DAY_MAX ((INT64_C(1) << 40) - 1)
-
-/* Search statement shapes, cached per handle (bit set). */
-enum {
-	SHAPE_FTS = 1,
-	SHAPE_SIZE = 2,
-	SHAPE_FOLDER = 4,
-	SHAPE_RANK = 8,
-	SHAPE_COUNT = 16,
-};
-
-struct arca_index {
-	sqlite3 *db;
-	bool readonly;
-	bool in_txn;
-	bool txn_failed; /* a write in the open transaction failed: only rollback is allowed */
-	uint64_t last_batch;
-	sqlite3_stmt *st_find_msg;
-	sqlite3_stmt *st_key_taken;
-	sqlite3_stmt *st_ins_doc;
-	sqlite3_stmt *st_ins_fts;
-	sqlite3_stmt *st_ins_folder;
-	sqlite3_stmt *st_set_folders;
-	sqlite3_stmt *st_get_doc;
-	sqlite3_stmt *st_set_batch;
-	sqlite3_stmt *search[SHAPE_COUNT];
-	sqlite3_stmt *st_imap_words;  /* IMAP SEARCH: matches within one folder */
-	sqlite3_stmt *st_imap_folder; /* IMAP SEARCH: documents of one folder */
-	fts5_api *fts5;               /* for the tokenizer (arca_index_imap_words) */
-	ZSTD_CCtx *cctx;
-	ZSTD_DCtx *dctx;
-};
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS state(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
@@ -88,11 +59,18 @@ static const char schema_sql[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5("
 	" subject, from_, to_, cc, bcc, body, attachment, filename, msgid, flags,"
 	" content='', tokenize='unicode61 remove_diacritics 2', detail=full);"
-	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 2), ('last_batch', 0);";
+	/* IMAP SEARCH's exact substring support (imap.c): which words a message's text holds as
+	 * IMAP reads it, no positions */
+	"CREATE VIRTUAL TABLE IF NOT EXISTS xhdr USING fts5(t,"
+	" content='', tokenize='unicode61 remove_diacritics 2', detail=none, columnsize=0);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS xbody USING fts5(t,"
+	" content='', tokenize='unicode61 remove_diacritics 2', detail=none, columnsize=0);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS xfield USING fts5(subject, from_, to_, cc, bcc, msgid,"
+	" content='', tokenize='unicode61 remove_diacritics 2', detail=column, columnsize=0);"
+	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 3), ('last_batch', 0);"
+	"UPDATE state SET v = 3 WHERE k = 'version' AND v = 2;";
 
-enum { DOC_HAS_ATTACHMENT = 1 };
-
-static arca_status db_status(int rc)
+arca_status ix_db_status(int rc)
 {
 	switch (rc & 0xFF) {
 	case SQLITE_FULL: return ARCA_ERR_NOSPACE;
@@ -106,14 +84,14 @@ static arca_status db_status(int rc)
 	}
 }
 
-static arca_status db_fail(arca_index *ix, arca_error *err, int rc, const char *what)
+arca_status ix_db_fail(arca_index *ix, arca_error *err, int rc, const char *what)
 {
-	return arca_error_set(err, db_status(rc), "index: %s: %s", what,
+	return arca_error_set(err, ix_db_status(rc), "index: %s: %s", what,
 	                      ix->db != NULL ? sqlite3_errmsg(ix->db) : sqlite3_errstr(rc));
 }
 
 /* Prepares a statement on first use and resets it for reuse afterwards. */
-static int prep(arca_index *ix, sqlite3_stmt **st, const char *sql)
+int ix_prep(arca_index *ix, sqlite3_stmt **st, const char *sql)
 {
 	if (*st != NULL) {
 		sqlite3_reset(*st);
@@ -123,7 +101,7 @@ static int prep(arca_index *ix, sqlite3_stmt **st, const char *sql)
 	return sqlite3_prepare_v3(ix->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
-static int exec(arca_index *ix, const char *sql)
+int ix_exec(arca_index *ix, const char *sql)
 {
 	return sqlite3_exec(ix->db, sql, NULL, NULL, NULL);
 }
@@ -132,8 +110,8 @@ static void finalize_all(arca_index *ix)
 {
 	sqlite3_stmt **all[] = { &ix->st_find_msg, &ix->st_key_taken, &ix->st_ins_doc,
 		                 &ix->st_ins_fts, &ix->st_ins_folder, &ix->st_set_folders,
-		                 &ix->st_get_doc, &ix->st_set_batch, &ix->st_imap_words,
-		                 &ix->st_imap_folder };
+		                 &ix->st_get_doc, &ix->st_set_batch, &ix->st_ins_x[IX_T_XHDR],
+		                 &ix->st_ins_x[IX_T_XBODY], &ix->st_ins_x[IX_T_XFIELD] };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		sqlite3_finalize(*all[i]);
 		*all[i] = NULL;
@@ -142,6 +120,7 @@ static void finalize_all(arca_index *ix)
 		sqlite3_finalize(ix->search[i]);
 		ix->search[i] = NULL;
 	}
+	ix_imap_finalize(ix);
 }
 
 static arca_status load_state(arca_index *ix, arca_error *err)
@@ -153,7 +132,7 @@ static arca_status load_state(arca_index *ix, arca_error *err)
 		if (rc == SQLITE_ERROR)
 			return arca_error_set(err, ARCA_ERR_CORRUPT, "index: not an Arca index: %s",
 			                      sqlite3_errmsg(ix->db));
-		return db_fail(ix, err, rc, "reading state");
+		return ix_db_fail(ix, err, rc, "reading state");
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -166,11 +145,12 @@ static arca_status load_state(arca_index *ix, arca_error *err)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(ix, err, rc, "reading state");
-	if (version != INDEX_SCHEMA_VERSION)
+		return ix_db_fail(ix, err, rc, "reading state");
+	if (version != INDEX_SCHEMA_VERSION && version != 2)
 		return arca_error_set(err, ARCA_ERR_CORRUPT,
 		                      "index: schema version %lld, expected %d (rebuild the index)",
 		                      (long long)version, INDEX_SCHEMA_VERSION);
+	ix->version = (int)version;
 	return ARCA_OK;
 }
 
@@ -243,12 +223,17 @@ arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_
 	if (ix == NULL)
 		return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
 	ix->readonly = (flags & ARCA_INDEX_READONLY) != 0;
+	ix->path = strdup(path);
+	if (ix->path == NULL) {
+		free(ix);
+		return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
+	}
 	oflags = ix->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
 	if (flags & ARCA_INDEX_CREATE)
 		oflags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &ix->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
-		st = arca_error_set(err, db_status(rc), "index: opening %s: %s", path,
+		st = arca_error_set(err, ix_db_status(rc), "index: opening %s: %s", path,
 		                    ix->db != NULL ? sqlite3_errmsg(ix->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -256,22 +241,22 @@ arca_status arca_index_open(const char *path, int flags, arca_index **out, arca_
 	sqlite3_busy_timeout(ix->db, 10000);
 	rc = register_rank(ix->db, &ix->fts5);
 	if (rc != SQLITE_OK) {
-		st = db_fail(ix, err, rc, "registering the rank function");
+		st = ix_db_fail(ix, err, rc, "registering the rank function");
 		goto fail;
 	}
 	/* Up to 32 MiB page cache per handle: FTS segment reads dominate search latency. */
-	rc = exec(ix, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;");
+	rc = ix_exec(ix, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;");
 	if (rc == SQLITE_OK && !ix->readonly)
-		rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+		rc = ix_exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
 	if (rc == SQLITE_OK && (flags & ARCA_INDEX_CREATE)) {
-		rc = exec(ix, "BEGIN IMMEDIATE");
+		rc = ix_exec(ix, "BEGIN IMMEDIATE");
 		if (rc == SQLITE_OK) {
-			rc = exec(ix, schema_sql);
-			rc = rc == SQLITE_OK ? exec(ix, "COMMIT") : (exec(ix, "ROLLBACK"), rc);
+			rc = ix_exec(ix, schema_sql);
+			rc = rc == SQLITE_OK ? ix_exec(ix, "COMMIT") : (ix_exec(ix, "ROLLBACK"), rc);
 		}
 	}
 	if (rc != SQLITE_OK) {
-		st = db_fail(ix, err, rc, path);
+		st = ix_db_fail(ix, err, rc, path);
 		goto fail;
 	}
 	st = load_state(ix, err);
@@ -297,11 +282,12 @@ void arca_index_close(arca_index **ixp)
 		return;
 	ix = *ixp;
 	if (ix->in_txn)
-		exec(ix, "ROLLBACK");
+		ix_exec(ix, "ROLLBACK");
 	finalize_all(ix);
 	sqlite3_close_v2(ix->db);
 	ZSTD_freeCCtx(ix->cctx);
 	ZSTD_freeDCtx(ix->dctx);
+	free(ix->path);
 	free(ix);
 	*ixp = NULL;
 }
@@ -313,9 +299,9 @@ arca_status arca_index_begin(arca_index *ix, arca_error *err)
 		return arca_error_set(err, ARCA_ERR_STATE, "index: opened read-only");
 	if (ix->in_txn)
 		return arca_error_set(err, ARCA_ERR_STATE, "index: transaction already open");
-	rc = exec(ix, "BEGIN IMMEDIATE");
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "begin");
+		return ix_db_fail(ix, err, rc, "begin");
 	ix->in_txn = true;
 	return ARCA_OK;
 }
@@ -330,15 +316,15 @@ arca_status arca_index_commit(arca_index *ix, uint64_t batch, arca_error *err)
 		                      "index: a write in this batch failed; roll it back");
 	if (batch > INT64_MAX)
 		return arca_error_set(err, ARCA_ERR_INVALID, "index: batch number out of range");
-	rc = prep(ix, &ix->st_set_batch, "UPDATE state SET v = ?1 WHERE k = 'last_batch'");
+	rc = ix_prep(ix, &ix->st_set_batch, "UPDATE state SET v = ?1 WHERE k = 'last_batch'");
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(ix->st_set_batch, 1, (int64_t)batch);
 		rc = sqlite3_step(ix->st_set_batch);
 		sqlite3_reset(ix->st_set_batch);
-		rc = rc == SQLITE_DONE ? exec(ix, "COMMIT") : rc;
+		rc = rc == SQLITE_DONE ? ix_exec(ix, "COMMIT") : rc;
 	}
 	if (rc != SQLITE_OK) {
-		arca_status st = db_fail(ix, err, rc, "commit");
+		arca_status st = ix_db_fail(ix, err, rc, "commit");
 		arca_index_rollback(ix);
 		return st;
 	}
@@ -351,7 +337,7 @@ void arca_index_rollback(arca_index *ix)
 {
 	if (!ix->in_txn)
 		return;
-	exec(ix, "ROLLBACK");
+	ix_exec(ix, "ROLLBACK");
 	ix->in_txn = false;
 	ix->txn_failed = false;
 	/* last_batch in memory was only changed by a successful commit */
@@ -435,7 +421,7 @@ static arca_status add_membership(arca_index *ix, int64_t key, const void *blob,
 	nb[blen + 1] = (unsigned char)(folder_id >> 8);
 	nb[blen + 2] = (unsigned char)(folder_id >> 16);
 	nb[blen + 3] = (unsigned char)(folder_id >> 24);
-	rc = prep(ix, &ix->st_set_folders, "UPDATE docs SET folders = ?1 WHERE sortkey = ?2");
+	rc = ix_prep(ix, &ix->st_set_folders, "UPDATE docs SET folders = ?1 WHERE sortkey = ?2");
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_blob(ix->st_set_folders, 1, nb, (int)(blen + 4), SQLITE_TRANSIENT);
 		sqlite3_bind_int64(ix->st_set_folders, 2, key);
@@ -445,7 +431,7 @@ static arca_status add_membership(arca_index *ix, int64_t key, const void *blob,
 	}
 	free(nb);
 	if (rc == SQLITE_OK)
-		rc = prep(ix, &ix->st_ins_folder,
+		rc = ix_prep(ix, &ix->st_ins_folder,
 		          "INSERT OR IGNORE INTO doc_folders(folder_id, sortkey) VALUES(?1, ?2)");
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(ix->st_ins_folder, 1, folder_id);
@@ -455,14 +441,14 @@ static arca_status add_membership(arca_index *ix, int64_t key, const void *blob,
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "adding folder membership");
+		return ix_db_fail(ix, err, rc, "adding folder membership");
 	return ARCA_OK;
 }
 
 /* Looks up msg_id: 1 and *key / folders (copied into fb) if indexed, 0 if not, <0 error. */
 static int find_msg(arca_index *ix, uint64_t msg_id, int64_t *key, arca_buf *fb, int *rcp)
 {
-	int rc = prep(ix, &ix->st_find_msg, "SELECT sortkey, folders FROM docs WHERE msg_id = ?1");
+	int rc = ix_prep(ix, &ix->st_find_msg, "SELECT sortkey, folders FROM docs WHERE msg_id = ?1");
 	int found = 0;
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(ix->st_find_msg, 1, (int64_t)msg_id);
@@ -488,6 +474,95 @@ static int find_msg(arca_index *ix, uint64_t msg_id, int64_t *key, arca_buf *fb,
 	return rc == SQLITE_OK ? found : -1;
 }
 
+static int add_x(arca_index *ix, int table, int64_t key, const char *text, size_t len)
+{
+	static const char *const sql[IX_T_COUNT] = {
+		NULL, "INSERT INTO xhdr(rowid, t) VALUES(?1, ?2)", "INSERT INTO xbody(rowid, t) VALUES(?1, ?2)",
+		NULL
+	};
+	int rc = ix_prep(ix, &ix->st_ins_x[table], sql[table]);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	sqlite3_bind_int64(ix->st_ins_x[table], 1, key);
+	sqlite3_bind_text(ix->st_ins_x[table], 2, text, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(ix->st_ins_x[table]);
+	sqlite3_reset(ix->st_ins_x[table]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The xfield row: per header column, the words of IMAP's values of its fields that the column
+ * (hv[i], hl[i]) lacks; no row when none lacks any. */
+static arca_status add_xfield(arca_index *ix, const arca_index_xtext *x, int64_t key,
+                              const char *const *hv, const size_t *hl, int *rcp)
+{
+	arca_buf w[ARCA_INDEX_X_FIELDS];
+	arca_status st = ARCA_OK;
+	bool any = false;
+	int rc = SQLITE_OK;
+	for (int i = 0; i < ARCA_INDEX_X_FIELDS; i++)
+		arca_buf_init(&w[i], SIZE_MAX / 2);
+	for (int i = 0; st == ARCA_OK && i < ARCA_INDEX_X_FIELDS; i++) {
+		if (x->fields[i] == NULL || x->fields_len[i] == 0)
+			continue;
+		st = ix_x_words(ix, &hv[i], &hl[i], 1, x->fields[i], x->fields_len[i], &w[i]);
+		any = any || w[i].len > 0;
+	}
+	if (st == ARCA_OK && any) {
+		rc = ix_prep(ix, &ix->st_ins_x[IX_T_XFIELD],
+		             "INSERT INTO xfield(rowid, subject, from_, to_, cc, bcc, msgid)"
+		             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(ix->st_ins_x[IX_T_XFIELD], 1, key);
+			for (int i = 0; i < ARCA_INDEX_X_FIELDS; i++)
+				sqlite3_bind_text(ix->st_ins_x[IX_T_XFIELD], 2 + i, w[i].data != NULL ? w[i].data : "",
+				                  (int)w[i].len, SQLITE_STATIC);
+			rc = sqlite3_step(ix->st_ins_x[IX_T_XFIELD]);
+			sqlite3_reset(ix->st_ins_x[IX_T_XFIELD]);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		}
+	}
+	for (int i = 0; i < ARCA_INDEX_X_FIELDS; i++)
+		arca_buf_free(&w[i]);
+	*rcp = rc;
+	return st;
+}
+
+/* xhdr and xbody rows: the words of IMAP's header and body text that the fts columns the
+ * same IMAP keys search (all header columns; body and attachment) do not hold. from and ids are
+ * the joined from_ and msgid column texts. */
+static arca_status add_xtext(arca_index *ix, const arca_index_doc *doc, int64_t key,
+                             const arca_buf *from, const arca_buf *ids, arca_error *err)
+{
+	const arca_mime_info *m = doc->info;
+	const char *hv[] = { nz(m->subject), from->data, nz(m->to), nz(m->cc), nz(m->bcc), ids->data };
+	size_t hl[] = { strlen(hv[0]), from->len, strlen(hv[2]), strlen(hv[3]), strlen(hv[4]), ids->len };
+	const char *bv[] = { m->body_text, m->attachment_text };
+	size_t bl[] = { m->body_text != NULL ? m->body_text_len : 0,
+		        m->attachment_text != NULL ? m->attachment_text_len : 0 };
+	arca_buf w;
+	arca_status st;
+	int rc = SQLITE_OK;
+	arca_buf_init(&w, SIZE_MAX / 2);
+	st = ix_x_words(ix, hv, hl, 6, doc->x->headers, doc->x->headers_len, &w);
+	if (st == ARCA_OK && w.len > 0)
+		rc = add_x(ix, IX_T_XHDR, key, w.data, w.len);
+	if (st == ARCA_OK && rc == SQLITE_OK && doc->x->body != NULL) {
+		arca_buf_reset(&w);
+		st = ix_x_words(ix, bv, bl, 2, doc->x->body, doc->x->body_len, &w);
+		if (st == ARCA_OK && w.len > 0)
+			rc = add_x(ix, IX_T_XBODY, key, w.data, w.len);
+	}
+	if (st == ARCA_OK && rc == SQLITE_OK)
+		st = add_xfield(ix, doc->x, key, hv, hl, &rc);
+	arca_buf_free(&w);
+	if (st != ARCA_OK)
+		return arca_error_set(err, st, "index: words of the IMAP text: %s",
+		                      st == ARCA_ERR_NOMEM ? "out of memory" : "tokenizer failed");
+	return rc == SQLITE_OK ? ARCA_OK : ix_db_fail(ix, err, rc, "adding document text");
+}
+
 static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error *err)
 {
 	const arca_mime_info *m = doc->info;
@@ -504,7 +579,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 
 	found = find_msg(ix, doc->msg_id, &key, &b1, &rc);
 	if (found < 0) {
-		st = db_fail(ix, err, rc, "looking up message");
+		st = ix_db_fail(ix, err, rc, "looking up message");
 		goto out;
 	}
 	if (found) {
@@ -514,7 +589,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 
 	/* A free sort key: ascending with the date, unique via the message id's low bits. */
 	key = key_preferred(doc->date);
-	rc = prep(ix, &ix->st_key_taken, "SELECT 1 FROM docs WHERE sortkey = ?1");
+	rc = ix_prep(ix, &ix->st_key_taken, "SELECT 1 FROM docs WHERE sortkey = ?1");
 	for (unsigned tries = 0; rc == SQLITE_OK; tries++, key++) {
 		if (tries > (1u << KEY_SHIFT) || key < 0) {
 			st = arca_error_set(err, ARCA_ERR_LIMIT, "index: no free sort key");
@@ -530,7 +605,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
 	}
 	if (rc != SQLITE_OK) {
-		st = db_fail(ix, err, rc, "choosing sort key");
+		st = ix_db_fail(ix, err, rc, "choosing sort key");
 		goto out;
 	}
 
@@ -540,7 +615,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 	fblob[1] = (unsigned char)(doc->folder_id >> 8);
 	fblob[2] = (unsigned char)(doc->folder_id >> 16);
 	fblob[3] = (unsigned char)(doc->folder_id >> 24);
-	rc = prep(ix, &ix->st_ins_doc,
+	rc = ix_prep(ix, &ix->st_ins_doc,
 	          "INSERT INTO docs(sortkey, msg_id, date, size, flags, from_, subject, excerpt,"
 	          " folders) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 	if (rc == SQLITE_OK) {
@@ -553,7 +628,8 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		sqlite3_bind_int64(s, 2, (int64_t)doc->msg_id);
 		sqlite3_bind_int64(s, 3, doc->date);
 		sqlite3_bind_int64(s, 4, doc->size > INT64_MAX ? INT64_MAX : (int64_t)doc->size);
-		sqlite3_bind_int(s, 5, m->has_attachment ? DOC_HAS_ATTACHMENT : 0);
+		sqlite3_bind_int(s, 5, (m->has_attachment ? DOC_HAS_ATTACHMENT : 0) |
+		                       (doc->x != NULL && doc->x->headers != NULL ? DOC_XTEXT : 0));
 		sqlite3_bind_text(s, 6, from, (int)utf8_cut(from, strlen(from), DOCS_FIELD_MAX),
 		                  SQLITE_STATIC);
 		sqlite3_bind_text(s, 7, subj, (int)utf8_cut(subj, strlen(subj), DOCS_FIELD_MAX),
@@ -565,7 +641,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc == SQLITE_OK)
-		rc = prep(ix, &ix->st_ins_folder,
+		rc = ix_prep(ix, &ix->st_ins_folder,
 		          "INSERT OR IGNORE INTO doc_folders(folder_id, sortkey) VALUES(?1, ?2)");
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(ix->st_ins_folder, 1, doc->folder_id);
@@ -575,7 +651,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc != SQLITE_OK) {
-		st = db_fail(ix, err, rc, "adding document");
+		st = ix_db_fail(ix, err, rc, "adding document");
 		goto out;
 	}
 
@@ -603,7 +679,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 			goto out;
 		}
 	}
-	rc = prep(ix, &ix->st_ins_fts,
+	rc = ix_prep(ix, &ix->st_ins_fts,
 	          "INSERT INTO fts(rowid, subject, from_, to_, cc, bcc, body, attachment, filename,"
 	          " msgid, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
 	if (rc == SQLITE_OK) {
@@ -626,8 +702,12 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		sqlite3_reset(s);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
-	if (rc != SQLITE_OK)
-		st = db_fail(ix, err, rc, "adding document text");
+	if (rc != SQLITE_OK) {
+		st = ix_db_fail(ix, err, rc, "adding document text");
+		goto out;
+	}
+	if (doc->x != NULL && doc->x->headers != NULL)
+		st = add_xtext(ix, doc, key, &b1, &b2, err);
 out:
 	arca_buf_free(&b1);
 	arca_buf_free(&b2);
@@ -652,9 +732,9 @@ static arca_status write_begin(arca_index *ix, bool *own, arca_error *err)
 			                      "index: an earlier write failed; roll back the batch");
 		return ARCA_OK;
 	}
-	rc = exec(ix, "BEGIN IMMEDIATE");
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "begin");
+		return ix_db_fail(ix, err, rc, "begin");
 	*own = true;
 	return ARCA_OK;
 }
@@ -668,13 +748,13 @@ static arca_status write_end(arca_index *ix, bool own, arca_status st, arca_erro
 		return st;
 	}
 	if (st != ARCA_OK) {
-		exec(ix, "ROLLBACK");
+		ix_exec(ix, "ROLLBACK");
 		return st;
 	}
-	rc = exec(ix, "COMMIT");
+	rc = ix_exec(ix, "COMMIT");
 	if (rc != SQLITE_OK) {
-		st = db_fail(ix, err, rc, "commit");
-		exec(ix, "ROLLBACK");
+		st = ix_db_fail(ix, err, rc, "commit");
+		ix_exec(ix, "ROLLBACK");
 	}
 	return st;
 }
@@ -711,7 +791,7 @@ arca_status arca_index_add_folder(arca_index *ix, uint64_t msg_id, uint32_t fold
 	arca_buf_init(&fb, 1u << 24);
 	found = find_msg(ix, msg_id, &key, &fb, &rc);
 	if (found < 0)
-		st = db_fail(ix, err, rc, "looking up message");
+		st = ix_db_fail(ix, err, rc, "looking up message");
 	else if (found == 0)
 		st = arca_error_set(err, ARCA_ERR_NOTFOUND, "index: message %llu not indexed",
 		                    (unsigned long long)msg_id);
@@ -735,14 +815,17 @@ arca_status arca_index_clear(arca_index *ix, arca_error *err)
 	int rc;
 	if (ix->readonly)
 		return arca_error_set(err, ARCA_ERR_STATE, "index: opened read-only");
-	rc = exec(ix, "SAVEPOINT ix_clear;"
+	rc = ix_exec(ix, "SAVEPOINT ix_clear;"
 	              "DELETE FROM docs; DELETE FROM doc_folders;"
 	              "INSERT INTO fts(fts) VALUES('delete-all');"
+	              "INSERT INTO xhdr(xhdr) VALUES('delete-all');"
+	              "INSERT INTO xbody(xbody) VALUES('delete-all');"
+	              "INSERT INTO xfield(xfield) VALUES('delete-all');"
 	              "UPDATE state SET v = 0 WHERE k = 'last_batch';"
 	              "RELEASE ix_clear;");
 	if (rc != SQLITE_OK) {
-		arca_status st = db_fail(ix, err, rc, "clearing");
-		exec(ix, "ROLLBACK TO ix_clear; RELEASE ix_clear;");
+		arca_status st = ix_db_fail(ix, err, rc, "clearing");
+		ix_exec(ix, "ROLLBACK TO ix_clear; RELEASE ix_clear;");
 		return st;
 	}
 	/* Outside a transaction the clear is already durable; inside one, commit() sets it. */
@@ -764,7 +847,7 @@ arca_status arca_index_stats(arca_index *ix, uint64_t *docs, arca_error *err)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "stats");
+		return ix_db_fail(ix, err, rc, "stats");
 	return ARCA_OK;
 }
 
@@ -783,7 +866,7 @@ arca_status arca_index_db_bytes(arca_index *ix, uint64_t *bytes, arca_error *err
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "stats");
+		return ix_db_fail(ix, err, rc, "stats");
 	return ARCA_OK;
 }
 
@@ -1124,12 +1207,12 @@ static arca_status fill_hit(arca_index *ix, const cand *c, const arca_query *q,
                             bool snippets, arca_hit *h, arca_error *err)
 {
 	sqlite3_stmt *s;
-	int rc = prep(ix, &ix->st_get_doc,
+	int rc = ix_prep(ix, &ix->st_get_doc,
 	              "SELECT msg_id, date, size, from_, subject, excerpt, folders FROM docs"
 	              " WHERE sortkey = ?1");
 	memset(h, 0, sizeof(*h));
 	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "reading hit");
+		return ix_db_fail(ix, err, rc, "reading hit");
 	s = ix->st_get_doc;
 	sqlite3_bind_int64(s, 1, c->key);
 	rc = sqlite3_step(s);
@@ -1139,7 +1222,7 @@ static arca_status fill_hit(arca_index *ix, const cand *c, const arca_query *q,
 			return arca_error_set(err, ARCA_ERR_CORRUPT,
 			                      "index: full-text row %lld has no document",
 			                      (long long)c->key);
-		return db_fail(ix, err, rc, "reading hit");
+		return ix_db_fail(ix, err, rc, "reading hit");
 	}
 	h->msg_id = (uint64_t)sqlite3_column_int64(s, 0);
 	h->sortkey = c->key;
@@ -1270,7 +1353,7 @@ arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_se
 	if (lo < hi && smin < smax) {
 		sqlite3_stmt *s = search_stmt(ix, shape, &rc);
 		if (s == NULL)
-			return db_fail(ix, err, rc, "preparing search");
+			return ix_db_fail(ix, err, rc, "preparing search");
 		if (fts != NULL)
 			sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, lo);
@@ -1316,7 +1399,7 @@ arca_status arca_index_search(arca_index *ix, const arca_query *q, const arca_se
 		free(folder_json);
 		if (rc != SQLITE_OK) {
 			cands_free(cv, n);
-			return db_fail(ix, err, rc, "searching");
+			return ix_db_fail(ix, err, rc, "searching");
 		}
 	}
 	n_all = n;
@@ -1360,179 +1443,4 @@ void arca_hits_free(arca_hits *h)
 	h->hits = NULL;
 	h->n = 0;
 	h->total = 0;
-}
-
-/* ---- IMAP SEARCH support ----
- * IMAP's text keys are case-insensitive substring tests on a field. A word index can only
- * find occurrences that begin at a word start, so the caller treats what these return as
- * candidates, checks each against the message, and looks at documents the index does not
- * have (arca_index_imap_folder) itself. */
-
-/* fts columns in ARCA_INDEX_F_* bit order */
-static const char *const imap_cols[] = { "subject", "from_", "to_", "cc", "bcc", "body",
-	                                 "attachment", "filename", "msgid" };
-
-/* Tokens of a needle that go into the phrase: a longer needle only narrows the candidates
- * further, and its first words narrow them well enough. */
-#define IMAP_PHRASE_MAX 32
-
-typedef struct {
-	arca_buf *expr;
-	size_t n;
-	int end; /* byte offset where the last token taken ends */
-	arca_status st;
-} imap_tok;
-
-static int imap_token(void *p, int tflags, const char *tok, int ntok, int start, int end)
-{
-	imap_tok *t = p;
-	(void)start;
-	if ((tflags & FTS5_TOKEN_COLOCATED) || ntok <= 0)
-		return SQLITE_OK;
-	if (t->n == IMAP_PHRASE_MAX)
-		return SQLITE_DONE;
-	if (t->n > 0)
-		t->st = arca_buf_append(t->expr, " ", 1);
-	for (int i = 0; i < ntok && t->st == ARCA_OK; i++)
-		t->st = tok[i] == '"' ? arca_buf_append(t->expr, "\"\"", 2) :
-		                        arca_buf_append(t->expr, &tok[i], 1);
-	t->n++;
-	t->end = end;
-	return t->st == ARCA_OK ? SQLITE_OK : SQLITE_NOMEM;
-}
-
-/* The MATCH expression for text in the fields, or ARCA_ERR_INVALID if it has no word. */
-static arca_status imap_expr(arca_index *ix, const char *text, size_t len, unsigned fields,
-                             arca_buf *expr, arca_error *err)
-{
-	fts5_tokenizer api;
-	Fts5Tokenizer *tk = NULL;
-	void *ud = NULL;
-	const char *args[] = { "remove_diacritics", "2" };
-	imap_tok t = { .expr = expr, .st = ARCA_OK };
-	arca_status st = ARCA_OK;
-	int rc;
-	bool first = true;
-
-	if (len > INT32_MAX)
-		return arca_error_set(err, ARCA_ERR_LIMIT, "index: search text too long");
-	if (ix->fts5 == NULL || ix->fts5->xFindTokenizer(ix->fts5, "unicode61", &ud, &api) != SQLITE_OK)
-		return arca_error_set(err, ARCA_ERR_DB, "index: no unicode61 tokenizer");
-	st = arca_buf_append(expr, "{", 1);
-	for (size_t i = 0; st == ARCA_OK && i < sizeof(imap_cols) / sizeof(imap_cols[0]); i++) {
-		if (!(fields & (1u << i)))
-			continue;
-		if (!first)
-			st = arca_buf_append(expr, " ", 1);
-		if (st == ARCA_OK)
-			st = arca_buf_appendz(expr, imap_cols[i]);
-		first = false;
-	}
-	if (st == ARCA_OK)
-		st = arca_buf_appendz(expr, first ? "subject} : \"" : "} : \"");
-	if (st != ARCA_OK)
-		return arca_error_set(err, st, "index: out of memory");
-	rc = api.xCreate(ud, args, 2, &tk);
-	if (rc != SQLITE_OK)
-		return arca_error_set(err, ARCA_ERR_DB, "index: cannot create the tokenizer");
-	rc = api.xTokenize(tk, &t, FTS5_TOKENIZE_DOCUMENT, text, (int)len, imap_token);
-	api.xDelete(tk);
-	if (t.st != ARCA_OK)
-		return arca_error_set(err, t.st, "index: out of memory");
-	if (rc != SQLITE_OK && rc != SQLITE_DONE)
-		return arca_error_set(err, ARCA_ERR_DB, "index: tokenizing failed");
-	if (t.n == 0)
-		return arca_error_set(err, ARCA_ERR_INVALID, "no word to look up");
-	/* The last word may continue in the message ("invoic" in "invoices") unless the text
-	 * ends after it ("invoice "), or the phrase was cut (a word follows it). */
-	st = arca_buf_appendz(expr, t.n < IMAP_PHRASE_MAX && (size_t)t.end == len ? "\" *" : "\"");
-	if (st != ARCA_OK)
-		return arca_error_set(err, st, "index: out of memory");
-	return ARCA_OK;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Collects column 0 of every row, sorted. */
-static arca_status collect_ids(arca_index *ix, sqlite3_stmt *s, uint64_t **ids, size_t *n,
-                               arca_error *err)
-{
-	uint64_t *v = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			uint64_t *nv = realloc(v, nc * sizeof(*nv));
-			if (nv == NULL) {
-				free(v);
-				sqlite3_reset(s);
-				return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[cnt++] = (uint64_t)sqlite3_column_int64(s, 0);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return db_fail(ix, err, rc, "searching");
-	}
-	if (cnt > 1)
-		qsort(v, cnt, sizeof(*v), cmp_u64);
-	*ids = v;
-	*n = cnt;
-	return ARCA_OK;
-}
-
-arca_status arca_index_imap_words(arca_index *ix, uint32_t folder_id, const char *text, size_t len,
-                                  unsigned fields, uint64_t **ids, size_t *n, arca_error *err)
-{
-	arca_buf expr;
-	arca_status st;
-	int rc;
-	*ids = NULL;
-	*n = 0;
-	arca_buf_init(&expr, 64u * 1024u);
-	st = imap_expr(ix, text, len, fields, &expr, err);
-	if (st != ARCA_OK) {
-		arca_buf_free(&expr);
-		return st;
-	}
-	/* CROSS JOIN fixes the order: the full-text match drives, memberships and ids are point
-	 * lookups (left to itself, the planner scans the folder and runs the match per row) */
-	rc = prep(ix, &ix->st_imap_words,
-	          "SELECT d.msg_id FROM fts CROSS JOIN doc_folders df CROSS JOIN docs d"
-	          " WHERE fts MATCH ?1 AND df.folder_id = ?2 AND df.sortkey = fts.rowid"
-	          " AND d.sortkey = fts.rowid");
-	if (rc != SQLITE_OK) {
-		arca_buf_free(&expr);
-		return db_fail(ix, err, rc, "preparing search");
-	}
-	sqlite3_bind_text(ix->st_imap_words, 1, expr.data, (int)expr.len, SQLITE_STATIC);
-	sqlite3_bind_int64(ix->st_imap_words, 2, folder_id);
-	st = collect_ids(ix, ix->st_imap_words, ids, n, err);
-	sqlite3_clear_bindings(ix->st_imap_words);
-	arca_buf_free(&expr);
-	return st;
-}
-
-arca_status arca_index_imap_folder(arca_index *ix, uint32_t folder_id, uint64_t **ids, size_t *n,
-                                   arca_error *err)
-{
-	int rc;
-	*ids = NULL;
-	*n = 0;
-	rc = prep(ix, &ix->st_imap_folder,
-	          "SELECT d.msg_id FROM doc_folders df JOIN docs d ON d.sortkey = df.sortkey"
-	          " WHERE df.folder_id = ?1");
-	if (rc != SQLITE_OK)
-		return db_fail(ix, err, rc, "preparing search");
-	sqlite3_bind_int64(ix->st_imap_folder, 1, folder_id);
-	return collect_ids(ix, ix->st_imap_folder, ids, n, err);
 }

@@ -29,12 +29,41 @@ void arca_index_rollback(arca_index *ix);
 /* Highest store batch fully indexed (0 for a new index). */
 uint64_t arca_index_last_batch(arca_index *ix);
 
+/* What IMAP SEARCH reads of a message (arca_imap_msg_header_text / arca_imap_msg_text), where
+ * the fts columns, filled from the MIME reader's fields, may lack words of it. Kept as word
+ * sets (no positions) so that IMAP's text keys find every message they match. */
+/* Header fields by fts column, for arca_index_xtext.fields */
+enum {
+	ARCA_INDEX_X_SUBJECT, /* Subject */
+	ARCA_INDEX_X_FROM,    /* From, Sender, Reply-To */
+	ARCA_INDEX_X_TO,
+	ARCA_INDEX_X_CC,
+	ARCA_INDEX_X_BCC,
+	ARCA_INDEX_X_MSGID, /* Message-ID, In-Reply-To, References */
+	ARCA_INDEX_X_FIELDS
+};
+
+typedef struct {
+	char *headers; /* every top-level field as "Name: value\n"; NULL: not known */
+	size_t headers_len;
+	/* the decoded values of the fields each header column holds ("\n" between); NULL: none */
+	char *fields[ARCA_INDEX_X_FIELDS];
+	size_t fields_len[ARCA_INDEX_X_FIELDS];
+	char *body; /* the text of every text part; NULL: the body and attachment columns hold all its
+	             * words (only set when they may not: alternatives, decoding trouble) */
+	size_t body_len;
+} arca_index_xtext;
+
+void arca_index_xtext_free(arca_index_xtext *x);
+
 typedef struct {
 	uint64_t msg_id;   /* store-local message id */
 	uint32_t folder_id;
 	int64_t date;      /* message date; if ARCA_MIME_DATE_NONE the caller passes archive time */
 	uint64_t size;
 	const arca_mime_info *info;
+	const arca_index_xtext *x; /* NULL: none (the document is then a candidate of every IMAP text
+	                            * search that needs it) */
 } arca_index_doc;
 
 /* Adds a document (idempotent per msg_id: a second add only adds the folder membership). */
@@ -110,16 +139,28 @@ enum {
 	ARCA_INDEX_F_FILENAME = 1u << 7,
 	ARCA_INDEX_F_MSGID = 1u << 8, /* Message-ID, In-Reply-To, References */
 	ARCA_INDEX_F_ALL = (1u << 9) - 1,
+	/* the columns that hold header fields: with F_XHDR, every word of every field */
+	ARCA_INDEX_F_HEADERS = ARCA_INDEX_F_SUBJECT | ARCA_INDEX_F_FROM | ARCA_INDEX_F_TO |
+	                       ARCA_INDEX_F_CC | ARCA_INDEX_F_BCC | ARCA_INDEX_F_MSGID,
+	/* the words of arca_index_xtext.headers that the F_HEADERS columns lack */
+	ARCA_INDEX_F_XHDR = 1u << 9,
+	/* the words of arca_index_xtext.body (where kept) that F_BODY and F_ATTACHMENT lack */
+	ARCA_INDEX_F_XBODY = 1u << 10,
+	/* for each of F_HEADERS asked: the words of arca_index_xtext.fields that its column lacks */
+	ARCA_INDEX_F_XFIELD = 1u << 11,
 };
 
-/* Message ids (ascending; caller frees *ids) of the documents of folder_id holding, in one of
- * the fields, the words of text[0..len) as the index's tokenizer splits them (case and
- * diacritics folded), in sequence, the last one also as the start of a longer word unless
- * text ends after it. Every document in which text occurs as a case-insensitive substring of
- * such a field is found, provided the occurrence begins at a word start (or text begins with
- * a non-word character); the result may hold documents without such an occurrence: the
- * caller checks. Only the first 32 words of text are looked up. ARCA_ERR_INVALID if text
- * holds no word (punctuation only): the index cannot narrow the search down. */
+/* Message ids (ascending; caller frees *ids) of the documents of folder_id that may contain
+ * text[0..len) as a case-insensitive substring of what the fields hold. Never misses one:
+ * the result holds every document whose field text (as the tokenizer sees it: case and
+ * diacritics folded) contains every word of text, the first also inside a longer word
+ * ("oba" in "foobar") unless text starts with a non-word character, the last also as the start
+ * of a longer word unless text ends after it; plus, when F_XHDR, F_XBODY or F_XFIELD is asked, every
+ * document indexed without them (arca_index_doc.x NULL, or an index of schema version 2).
+ * The caller checks each against the message. Words may be found in different fields, and
+ * only the first 8 words are looked up, so the result is a superset. ARCA_ERR_INVALID when the
+ * index cannot narrow the search down: text holds no word (punctuation only), or its first
+ * word is found inside more than a few hundred distinct longer words. */
 arca_status arca_index_imap_words(arca_index *ix, uint32_t folder_id, const char *text, size_t len,
                                   unsigned fields, uint64_t **ids, size_t *n, arca_error *err);
 /* Message ids (ascending; caller frees *ids) of every document of folder_id in the index. */
