@@ -9,15 +9,6 @@
 #include "imap/message.h"
 #include "lib/limits.h"
 
-/* The body's words are kept apart only where the MIME reader's text may lack some of IMAP's:
- * several alternatives (the reader indexes one), anything it warned about (charsets, binary
- * junk, limits), and messages whose text may reach its cap. */
-static bool body_needed(const arca_imap_msg *m, const arca_mime_info *info, size_t len)
-{
-	return info == NULL || info->warnings != 0 || len > ARCA_MIME_MAX_TEXT / 2 ||
-	       arca_imap_msg_has_text_alternatives(m);
-}
-
 /* The header fields whose values each fts header column holds (index.h ARCA_INDEX_X_*). */
 static const char *const column_fields[ARCA_INDEX_X_FIELDS][4] = {
 	{ "Subject", NULL },
@@ -85,17 +76,20 @@ void inst_xtext_make(const void *data, size_t len, const arca_mime_info *info, a
 			arca_imap_msg_free(&m);
 			return;
 		}
-	if (body_needed(m, info, len)) {
-		arca_buf_init(&b, ARCA_MIME_MAX_TEXT + 16);
-		if (arca_imap_msg_text(m, false, &b, ARCA_MIME_MAX_TEXT) == ARCA_OK &&
-		    arca_buf_append(&b, "", 1) == ARCA_OK) {
-			x->body = arca_buf_steal(&b, &x->body_len);
-			x->body_len--;
-		} else {
-			/* without the body's words the document must not claim to have them */
-			arca_buf_free(&b);
-			arca_index_xtext_free(x);
-		}
+	/* The body's text too, always: the MIME reader and IMAP's can read a part differently
+	 * without either noticing (a type IMAP reads as text/plain by RFC 2045's default, the parts
+	 * of multipart/signed, a transfer encoding without MIME-Version, a soft line break before
+	 * white space); the index keeps only the words the fts columns lack. */
+	(void)info;
+	arca_buf_init(&b, ARCA_MIME_MAX_TEXT + 16);
+	if (arca_imap_msg_text(m, false, &b, ARCA_MIME_MAX_TEXT) == ARCA_OK &&
+	    arca_buf_append(&b, "", 1) == ARCA_OK) {
+		x->body = arca_buf_steal(&b, &x->body_len);
+		x->body_len--;
+	} else {
+		/* without the body's words the document must not claim to have them */
+		arca_buf_free(&b);
+		arca_index_xtext_free(x);
 	}
 	arca_imap_msg_free(&m);
 }

@@ -180,10 +180,12 @@ static void set_bit(uint8_t *b, size_t i)
 
 /* Whether needle occurs across the end of a (the header lines) and the start of b (the body's
  * text): TEXT searches a followed by b. Only the bytes a match across could use are tested,
- * cut at UTF-8 character starts; folding never makes a character more than 3 times longer. */
+ * cut at UTF-8 character starts. Folding can make a character of the needle 3 times longer
+ * (U+0390: 2 bytes, 6 folded) and one of the text shorter (U+1FBE: 3 bytes, 2 folded), so a
+ * match uses at most 4.5 bytes of text per byte of needle; 6 leaves room, on either side. */
 static bool across(const arca_buf *a, const arca_buf *b, const char *needle, size_t nlen)
 {
-	size_t span = nlen * 3 + 4, ta, hb;
+	size_t span = nlen * 6 + 16, ta, hb;
 	char *joined;
 	bool found;
 	if (nlen < 2 || a->len == 0 || b->len == 0)

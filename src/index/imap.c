@@ -9,11 +9,11 @@
  *   - the words of the header fields as IMAP decodes them at ingest (the fts columns come from
  *     the MIME reader, which may decode a field otherwise or keep only parsed addresses) that
  *     the fts header columns lack: xhdr for all fields together (TEXT, HEADER of any field),
- *     xfield per column for the fields the columns hold (SUBJECT, FROM, ...); xbody holds the
- *     body text IMAP reads where the body and attachment columns may lack some of it
- *     (alternatives, decoding trouble);
+ *     xfield per column for the fields the columns hold (SUBJECT, FROM, ...); xbody, the
+ *     words of the body text IMAP reads that the body and attachment columns lack (the other
+ *     alternatives of a multipart/alternative, parts the MIME reader reads otherwise);
  *   - the first word may begin inside a longer one ("oba" in "foobar"): the index's
- *     vocabulary (every distinct word of fts, xhdr and xbody, read through fts5vocab and kept
+ *     vocabulary (every distinct word of the four tables, read through fts5vocab and kept
  *     per process) gives the longer words that contain it, which are looked up too. Words of
  *     documents indexed after the vocabulary was read are not in it: those documents are
  *     candidates until the vocabulary is read again (after VOCAB_STALE_MAX of them).
@@ -32,7 +32,7 @@
 #define TOKENS_MAX 8          /* words of a needle looked up; more only narrow further */
 #define INSIDE_TERMS_MAX 512  /* longer words containing the first one, at most */
 #define VOCAB_SLOTS 8         /* indexes whose vocabulary a process keeps */
-#define VOCAB_MAX_BYTES (256u * 1024u * 1024u)
+#define VOCAB_MAX_BYTES (64u * 1024u * 1024u) /* per index; larger: every message is checked */
 #define VOCAB_STALE_MAX 2000u /* documents newer than the vocabulary before it is read again */
 
 /* fts columns in ARCA_INDEX_F_* bit order */
@@ -202,6 +202,9 @@ static arca_status needle_split(arca_index *ix, const char *text, size_t len, ne
 	memset(nd, 0, sizeof(*nd));
 	if (len > INT32_MAX)
 		return arca_error_set(err, ARCA_ERR_LIMIT, "index: search text too long");
+	/* IMAP's check compares bytes then (ASCII folding only), the tokenizer would split at them */
+	if (!g_utf8_validate(text, (gssize)len, NULL))
+		return arca_error_set(err, ARCA_ERR_INVALID, "search text is not UTF-8");
 	if (ix->fts5 == NULL || ix->fts5->xFindTokenizer(ix->fts5, "unicode61", &ud, &api) != SQLITE_OK)
 		return arca_error_set(err, ARCA_ERR_DB, "index: no unicode61 tokenizer");
 	rc = api.xCreate(ud, args, 2, &tk);
@@ -227,7 +230,7 @@ static arca_status needle_split(arca_index *ix, const char *text, size_t len, ne
 	return ARCA_OK;
 }
 
-/* ------------------------------------------------------------------ writing xhdr and xbody */
+/* ------------------------------------------------------------------ writing the x tables */
 
 /* A set of words: NUL-terminated copies in an arena, found through an open-addressing table of
  * arena offsets (+1; 0 is empty). */
@@ -348,12 +351,18 @@ arca_status ix_x_words(arca_index *ix, const char *const *have, const size_t *ha
 
 /* ------------------------------------------------------------------ the vocabulary */
 
+/* What an index holds at a moment (index_now). */
+typedef struct {
+	uint64_t generation, batch, docs, max_id;
+} ix_now;
+
 /* Every distinct word of an index's tables when it was read, each preceded by a NUL (so a
  * match can be widened to its word), and what the index held then. Shared by the threads of
  * a process; counted references keep one alive while it is searched. */
 typedef struct {
 	char *path;
-	uint64_t last_batch, docs, max_id;
+	ix_now at; /* what the index held when the words were read */
+	bool too_large; /* more than VOCAB_MAX_BYTES: no words (remembered, not read again) */
 	char *terms;
 	size_t len;
 	char *special; /* words fold_changes: "word\0folded\0" pairs */
@@ -386,20 +395,26 @@ static void vocab_release(vocab *v)
 		vocab_free(v);
 }
 
-/* What the index holds now: the last batch, the number of documents and the highest id. */
-static arca_status index_now(arca_index *ix, uint64_t *batch, uint64_t *docs, uint64_t *max_id,
-                             arca_error *err)
+/* What the index holds now: its generation (new with every clear or new file), the last batch,
+ * the number of documents and the highest id. Also takes up the schema version, which a writer
+ * may have raised since this handle was opened. */
+static arca_status index_now(arca_index *ix, ix_now *now, arca_error *err)
 {
 	int rc = ix_prep(ix, &ix->st_imap_state,
-	                 "SELECT (SELECT v FROM state WHERE k = 'last_batch'),"
-	                 " (SELECT count(*) FROM docs), (SELECT max(msg_id) FROM docs)");
+	                 "SELECT (SELECT v FROM state WHERE k = 'generation'),"
+	                 " (SELECT v FROM state WHERE k = 'last_batch'),"
+	                 " (SELECT count(*) FROM docs), (SELECT max(msg_id) FROM docs),"
+	                 " (SELECT v FROM state WHERE k = 'version')");
 	if (rc != SQLITE_OK)
 		return ix_db_fail(ix, err, rc, "reading state");
 	rc = sqlite3_step(ix->st_imap_state);
 	if (rc == SQLITE_ROW) {
-		*batch = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 0);
-		*docs = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 1);
-		*max_id = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 2);
+		now->generation = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 0);
+		now->batch = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 1);
+		now->docs = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 2);
+		now->max_id = (uint64_t)sqlite3_column_int64(ix->st_imap_state, 3);
+		if (sqlite3_column_int(ix->st_imap_state, 4) > ix->version)
+			ix->version = sqlite3_column_int(ix->st_imap_state, 4);
 	}
 	sqlite3_reset(ix->st_imap_state);
 	return rc == SQLITE_ROW ? ARCA_OK : ix_db_fail(ix, err, rc, "reading state");
@@ -417,7 +432,7 @@ static arca_status vocab_read(arca_index *ix, vocab **out, arca_error *err)
 		return arca_error_set(err, ARCA_ERR_NOMEM, "index: out of memory");
 	}
 	/* the state first: documents added while the words are read then count as newer */
-	st = index_now(ix, &v->last_batch, &v->docs, &v->max_id, err);
+	st = index_now(ix, &v->at, err);
 	for (int t = 0; st == ARCA_OK && t < (ix->version >= 3 ? IX_T_COUNT : 1); t++) {
 		char sql[160];
 		sqlite3_stmt *s = NULL;
@@ -450,14 +465,22 @@ static arca_status vocab_read(arca_index *ix, vocab **out, arca_error *err)
 			rc = SQLITE_OK;
 		}
 		sqlite3_finalize(s);
-		if (st != ARCA_OK)
-			st = arca_error_set(err, st, st == ARCA_ERR_LIMIT ? "index: vocabulary too large" :
-			                                                    "index: out of memory");
-		else if (rc != SQLITE_DONE)
+		if (st == ARCA_ERR_NOMEM)
+			st = arca_error_set(err, st, "index: out of memory");
+		else if (st == ARCA_OK && rc != SQLITE_DONE)
 			st = ix_db_fail(ix, err, rc, "reading the vocabulary");
 	}
 	if (st == ARCA_OK)
 		st = arca_buf_append(&b, "", 1);
+	if (st == ARCA_ERR_LIMIT) {
+		/* remembered as such: searches that need the words check every message */
+		arca_buf_free(&b);
+		arca_buf_free(&sp);
+		v->too_large = true;
+		v->refs = 1;
+		*out = v;
+		return ARCA_OK;
+	}
 	if (st != ARCA_OK) {
 		arca_buf_free(&b);
 		arca_buf_free(&sp);
@@ -478,9 +501,9 @@ static arca_status vocab_read(arca_index *ix, vocab **out, arca_error *err)
 static arca_status vocab_get(arca_index *ix, uint32_t folder_id, vocab **out, idset *newer,
                              arca_error *err)
 {
-	uint64_t batch = 0, docs = 0, max_id = 0;
+	ix_now now = {0};
 	vocab *v = NULL, *nv = NULL;
-	arca_status st = index_now(ix, &batch, &docs, &max_id, err);
+	arca_status st = index_now(ix, &now, err);
 	int slot = -1;
 	if (st != ARCA_OK)
 		return st;
@@ -493,11 +516,14 @@ static arca_status vocab_get(arca_index *ix, uint32_t folder_id, vocab **out, id
 			break;
 		}
 	pthread_mutex_unlock(&vocab_mu);
-	if (v != NULL && v->last_batch == batch && v->docs == docs) {
+	/* unchanged; or too large, which growing does not undo */
+	if (v != NULL && v->at.generation == now.generation &&
+	    (v->too_large || (v->at.batch == now.batch && v->at.docs == now.docs))) {
 		*out = v;
 		return ARCA_OK;
 	}
-	if (v != NULL && docs >= v->docs && docs - v->docs <= VOCAB_STALE_MAX) {
+	if (v != NULL && !v->too_large && v->at.generation == now.generation && now.docs >= v->at.docs &&
+	    now.docs - v->at.docs <= VOCAB_STALE_MAX) {
 		/* grown since: usable if every new document is above its highest id */
 		sqlite3_int64 cnt = 0;
 		int rc = ix_prep(ix, &ix->st_imap_newer,
@@ -507,15 +533,15 @@ static arca_status vocab_get(arca_index *ix, uint32_t folder_id, vocab **out, id
 			sqlite3_stmt *c = NULL;
 			rc = sqlite3_prepare_v2(ix->db, "SELECT count(*) FROM docs WHERE msg_id > ?1", -1, &c, NULL);
 			if (rc == SQLITE_OK) {
-				sqlite3_bind_int64(c, 1, (sqlite3_int64)v->max_id);
+				sqlite3_bind_int64(c, 1, (sqlite3_int64)v->at.max_id);
 				if (sqlite3_step(c) == SQLITE_ROW)
 					cnt = sqlite3_column_int64(c, 0);
 			}
 			sqlite3_finalize(c);
 		}
-		if (rc == SQLITE_OK && (uint64_t)cnt == docs - v->docs) {
+		if (rc == SQLITE_OK && (uint64_t)cnt == now.docs - v->at.docs) {
 			sqlite3_bind_int64(ix->st_imap_newer, 1, folder_id);
-			sqlite3_bind_int64(ix->st_imap_newer, 2, (sqlite3_int64)v->max_id);
+			sqlite3_bind_int64(ix->st_imap_newer, 2, (sqlite3_int64)v->at.max_id);
 			st = collect(ix, ix->st_imap_newer, newer, err);
 			if (st != ARCA_OK) {
 				vocab_release(v);
@@ -555,23 +581,30 @@ static arca_status vocab_get(arca_index *ix, uint32_t folder_id, vocab **out, id
 }
 
 /* Appends to expr, as ` OR "word"`, the words of v that contain tok after their start (and end
- * with it when at_end). ARCA_ERR_INVALID when there are more than INSIDE_TERMS_MAX. */
+ * with it when at_end). ARCA_ERR_INVALID when there are more than INSIDE_TERMS_MAX. Each word is
+ * looked at once, however often tok occurs in it: linear in the vocabulary's size. */
 static arca_status inside_words(const vocab *v, const char *tok, size_t tl, bool at_end,
                                 arca_buf *expr, arca_error *err)
 {
-	const char *p = v->terms, *end = v->terms + v->len, *last = NULL;
+	const char *p = v->terms, *end = v->terms + v->len;
 	size_t found = 0;
 	arca_status st = ARCA_OK;
 	while (st == ARCA_OK && p < end && (p = memmem(p, (size_t)(end - p), tok, tl)) != NULL) {
 		const char *ws = p, *we = p + tl;
+		size_t wl;
+		bool take;
 		while (ws > v->terms && ws[-1] != '\0')
 			ws--;
 		while (we < end && *we != '\0')
 			we++;
-		p++;
-		if (ws == p - 1 || ws == last || (at_end && p - 1 + tl != we))
-			continue; /* at the word's start (the prefix query has it), or seen */
-		last = ws;
+		p = we; /* the next word */
+		wl = (size_t)(we - ws);
+		if (wl <= tl)
+			continue; /* tok itself: the word's own lookup has it */
+		take = at_end ? memcmp(we - tl, tok, tl) == 0 :
+		                memmem(ws + 1, wl - 1, tok, tl) != NULL;
+		if (!take)
+			continue;
 		if (++found > INSIDE_TERMS_MAX)
 			return arca_error_set(err, ARCA_ERR_INVALID, "too many words contain the string");
 		st = arca_buf_appendz(expr, " OR \"");
@@ -705,9 +738,9 @@ static arca_status word_docs(arca_index *ix, uint32_t folder_id, unsigned fields
 	}
 	/* The first word may begin inside a longer one: then it also ends it, unless the needle
 	 * ends after it. */
-	if (st == ARCA_OK && i == 0 && v != NULL)
+	if (st == ARCA_OK && i == 0 && nd->first_start == 0)
 		st = inside_words(v, nd->tok[0], nd->len[0], !open_end, &alts, err);
-	if (st == ARCA_OK && v != NULL)
+	if (st == ARCA_OK)
 		st = folded_words(v, nd->tok[i], nd->len[i], &alts, err);
 	for (int t = 0; st == ARCA_OK && t < IX_T_COUNT; t++) {
 		if ((t == IX_T_FTS && (fields & ARCA_INDEX_F_ALL) == 0) ||
@@ -737,9 +770,11 @@ arca_status arca_index_imap_words(arca_index *ix, uint32_t folder_id, const char
 	st = needle_split(ix, text, len, &nd, err);
 	if (st != ARCA_OK)
 		return st;
-	/* a needle that starts with a word may start inside a longer one */
-	if (nd.first_start == 0)
-		st = vocab_get(ix, folder_id, &v, &extra, err);
+	/* the vocabulary: longer words around the first word (when the needle starts with a word,
+	 * it may start inside one) and the words full case folding changes (for every word) */
+	st = vocab_get(ix, folder_id, &v, &extra, err);
+	if (st == ARCA_OK && v->too_large)
+		st = arca_error_set(err, ARCA_ERR_INVALID, "the index's vocabulary is too large to keep");
 	for (size_t i = 0; st == ARCA_OK && i < nd.n; i++) {
 		idset w = {0};
 		st = word_docs(ix, folder_id, fields, &nd, i, v, &w, err);

@@ -4,7 +4,9 @@
  *                touching the store: date, size, from, subject (the excerpt column is only
  *                read from older indexes; snippets are cut from the message by the caller)
  *   doc_folders  (folder_id, sortkey) memberships, for folder-restricted searches
- *   state        schema version and the last store batch indexed
+ *   state        schema version, the last store batch indexed, and a generation (random, new
+ *                with every file or clear: what a process remembers of an index is stale
+ *                when it changes)
  *   xhdr, xbody, xfield  words of the message as the IMAP server reads it that fts lacks, for
  *                IMAP SEARCH's exact substring keys (imap.c)
  * The index is derived data: the store's metadata is the truth, and after a crash the caller
@@ -22,7 +24,7 @@
 #include "index/text.h"
 #include "lib/buf.h"
 
-/* 2: day-resolution sort keys; 3: xhdr and xbody (imap.c). A version 2 file is used as it is
+/* 2: day-resolution sort keys; 3: xhdr, xbody, xfield (imap.c). A version 2 file is used as it is
  * (its documents have no DOC_XTEXT) and upgraded by the first writable open. */
 #define INDEX_SCHEMA_VERSION 3
 /* Bytes of body text kept (compressed) per message for snippets. */
@@ -67,7 +69,8 @@ static const char schema_sql[] =
 	" content='', tokenize='unicode61 remove_diacritics 2', detail=none, columnsize=0);"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS xfield USING fts5(subject, from_, to_, cc, bcc, msgid,"
 	" content='', tokenize='unicode61 remove_diacritics 2', detail=column, columnsize=0);"
-	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 3), ('last_batch', 0);"
+	"INSERT OR IGNORE INTO state(k, v) VALUES('version', 3), ('last_batch', 0),"
+	" ('generation', random() & 9223372036854775807);"
 	"UPDATE state SET v = 3 WHERE k = 'version' AND v = 2;";
 
 arca_status ix_db_status(int rc)
@@ -474,6 +477,11 @@ static int find_msg(arca_index *ix, uint64_t msg_id, int64_t *key, arca_buf *fb,
 	return rc == SQLITE_OK ? found : -1;
 }
 
+static bool has_xtext(const arca_index_doc *doc)
+{
+	return doc->x != NULL && doc->x->headers != NULL && doc->x->body != NULL;
+}
+
 static int add_x(arca_index *ix, int table, int64_t key, const char *text, size_t len)
 {
 	static const char *const sql[IX_T_COUNT] = {
@@ -548,7 +556,7 @@ static arca_status add_xtext(arca_index *ix, const arca_index_doc *doc, int64_t 
 	st = ix_x_words(ix, hv, hl, 6, doc->x->headers, doc->x->headers_len, &w);
 	if (st == ARCA_OK && w.len > 0)
 		rc = add_x(ix, IX_T_XHDR, key, w.data, w.len);
-	if (st == ARCA_OK && rc == SQLITE_OK && doc->x->body != NULL) {
+	if (st == ARCA_OK && rc == SQLITE_OK) {
 		arca_buf_reset(&w);
 		st = ix_x_words(ix, bv, bl, 2, doc->x->body, doc->x->body_len, &w);
 		if (st == ARCA_OK && w.len > 0)
@@ -629,7 +637,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		sqlite3_bind_int64(s, 3, doc->date);
 		sqlite3_bind_int64(s, 4, doc->size > INT64_MAX ? INT64_MAX : (int64_t)doc->size);
 		sqlite3_bind_int(s, 5, (m->has_attachment ? DOC_HAS_ATTACHMENT : 0) |
-		                       (doc->x != NULL && doc->x->headers != NULL ? DOC_XTEXT : 0));
+		                       (has_xtext(doc) ? DOC_XTEXT : 0));
 		sqlite3_bind_text(s, 6, from, (int)utf8_cut(from, strlen(from), DOCS_FIELD_MAX),
 		                  SQLITE_STATIC);
 		sqlite3_bind_text(s, 7, subj, (int)utf8_cut(subj, strlen(subj), DOCS_FIELD_MAX),
@@ -706,7 +714,7 @@ static arca_status add_doc(arca_index *ix, const arca_index_doc *doc, arca_error
 		st = ix_db_fail(ix, err, rc, "adding document text");
 		goto out;
 	}
-	if (doc->x != NULL && doc->x->headers != NULL)
+	if (has_xtext(doc))
 		st = add_xtext(ix, doc, key, &b1, &b2, err);
 out:
 	arca_buf_free(&b1);
@@ -821,6 +829,8 @@ arca_status arca_index_clear(arca_index *ix, arca_error *err)
 	              "INSERT INTO xhdr(xhdr) VALUES('delete-all');"
 	              "INSERT INTO xbody(xbody) VALUES('delete-all');"
 	              "INSERT INTO xfield(xfield) VALUES('delete-all');"
+	              "INSERT OR REPLACE INTO state(k, v)"
+	              " VALUES('generation', random() & 9223372036854775807);"
 	              "UPDATE state SET v = 0 WHERE k = 'last_batch';"
 	              "RELEASE ix_clear;");
 	if (rc != SQLITE_OK) {

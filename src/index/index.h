@@ -49,8 +49,8 @@ typedef struct {
 	/* the decoded values of the fields each header column holds ("\n" between); NULL: none */
 	char *fields[ARCA_INDEX_X_FIELDS];
 	size_t fields_len[ARCA_INDEX_X_FIELDS];
-	char *body; /* the text of every text part; NULL: the body and attachment columns hold all its
-	             * words (only set when they may not: alternatives, decoding trouble) */
+	char *body; /* the text of every text part, as IMAP reads it; NULL: not known (then the document
+	             * is a candidate of every key that needs it) */
 	size_t body_len;
 } arca_index_xtext;
 

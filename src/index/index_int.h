@@ -24,7 +24,7 @@ enum {
 /* docs.flags */
 enum {
 	DOC_HAS_ATTACHMENT = 1,
-	DOC_XTEXT = 2, /* xhdr, xfield (and xbody when needed) were written: see imap.c */
+	DOC_XTEXT = 2, /* its words are in xhdr, xfield and xbody (as far as fts lacks them): imap.c */
 };
 
 /* The tables of IMAP SEARCH's candidate lookups (imap.c), in this order. */

@@ -200,6 +200,47 @@ def test_text_keys_without_index(arca, tmp_path):
         srv.stop()
 
 
+# Messages the archive's MIME reader and the IMAP server's reader read differently without
+# either noticing (src/archive/xtext.c): IMAP SEARCH must still find what the IMAP reader sees.
+DIFFERENT = [
+    b"From: a@example.com\nSubject: one\nMessage-ID: <d1@t>\nMIME-Version: 1.0\n"
+    b"Content-Type: text\n\nzebraone in a type without subtype\n",
+    b"From: a@example.com\nSubject: two\nMessage-ID: <d2@t>\nMIME-Version: 1.0\n"
+    b"Content-Type: multipart/signed; boundary=b; protocol=\"application/pgp-signature\"\n\n"
+    b"--b\nContent-Type: text/plain\n\nsigned text\n--b\nContent-Type: text/plain\n\n"
+    b"zebratwo as the signature part\n--b--\n",
+    b"From: a@example.com\nSubject: three\nMessage-ID: <d3@t>\n"
+    b"Content-Transfer-Encoding: base64\n\nemVicmF0aHJlZQ==\n",
+    b"From: a@example.com\nSubject: four\nMessage-ID: <d4@t>\nMIME-Version: 1.0\n"
+    b"Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n"
+    b"zebra= \nfour joined across a soft break\n",
+]
+
+
+def test_text_keys_where_readers_differ(arca, tmp_path):
+    if not ARCAD.exists():
+        pytest.skip("arcad not built")
+    src = tmp_path / "diff"
+    src.mkdir()
+    for i, data in enumerate(DIFFERENT):
+        (src / ("%02d.eml" % i)).write_bytes(data)
+    arca.run("user", "create", "alice", "--password-stdin", input=b"secret\n")
+    arca.import_(src, "alice", "INBOX")
+    srv = Server(arca, tmp_path)
+    try:
+        m = srv.client()
+        assert seqs(m, "BODY", "zebraone") == [1]
+        assert seqs(m, "BODY", "ebraon") == [1]
+        assert seqs(m, "BODY", "zebratwo") == [2]
+        assert seqs(m, "TEXT", "zebratwo") == [2]
+        assert seqs(m, "BODY", "emVicmF0aHJlZQ") == [3]   # IMAP reads it undecoded
+        assert seqs(m, "BODY", "zebrafour") == [4]
+        assert seqs(m, "TEXT", "RAFOU") == [4]
+        m.logout()
+    finally:
+        srv.stop()
+
+
 def test_charset_and_errors(imap):
     assert seqs(imap, "CHARSET", "UTF-8", "SUBJECT", "lunch") == [3]
     assert seqs(imap, "CHARSET", "us-ascii", "SUBJECT", "lunch") == [3]

@@ -21,8 +21,8 @@
 #define T2020 1577836800 /* 2020-01-01T00:00Z */
 #define FOLDER 7u
 
-/* Adds message id with the MIME reader's fields (subject, body) and IMAP's text (headers,
- * body; hdr NULL: no xtext at all). */
+/* Adds message id with the MIME reader's fields (subject, body) and IMAP's text (headers;
+ * body: xbody, or NULL when IMAP reads the body as the MIME reader does; hdr NULL: no xtext). */
 static void add_as(fixture *f, uint64_t id, const char *subject, const char *body, const char *hdr,
                    const char *xbody, const char *imap_subject)
 {
@@ -42,8 +42,8 @@ static void add_as(fixture *f, uint64_t id, const char *subject, const char *bod
 	if (hdr != NULL) {
 		x.headers = (char *)hdr;
 		x.headers_len = strlen(hdr);
-		x.body = (char *)xbody;
-		x.body_len = xbody != NULL ? strlen(xbody) : 0;
+		x.body = (char *)(xbody != NULL ? xbody : body);
+		x.body_len = strlen(x.body);
 		x.fields[ARCA_INDEX_X_SUBJECT] = (char *)imap_subject;
 		x.fields_len[ARCA_INDEX_X_SUBJECT] = strlen(imap_subject);
 	}
@@ -158,6 +158,11 @@ static void test_folding(void **state)
 	assert_string_equal(cands(f, "hauptstrasse", BODY), "4,5");
 	assert_string_equal(cands(f, "STRA\xc3\x9f" "E", BODY), "INVALID"); /* needs a scan */
 	assert_string_equal(cands(f, "ADRESSE", TEXT), "4,5");
+	/* a needle that starts with a non-word character gets the folded words too */
+	assert_string_equal(cands(f, " STRASSE 5", BODY), "4,5");
+	/* bytes that are not UTF-8: IMAP compares them as bytes, the index cannot help */
+	assert_string_equal(cands(f, "caf\xc3", BODY), "INVALID");
+	assert_string_equal(cands(f, "\xb6tter", BODY), "INVALID");
 }
 
 /* Documents indexed after the vocabulary was read are found too (by their words at a word
@@ -177,6 +182,47 @@ static void test_vocabulary_follows(void **state)
 	assert_int_equal(arca_index_clear(f->ix, &err), ARCA_OK);
 	add(f, 11, "again", "zzfoobarzz", "Subject: again\n", NULL);
 	assert_string_equal(cands(f, "oobar", COLS), "11");
+}
+
+/* A cleared index refilled to the same size and batch: the words are read again (the index's
+ * generation changed), so a word inside a new one is found. */
+static void test_vocabulary_generation(void **state)
+{
+	fixture *f = *state;
+	arca_error err;
+	add(f, 1, "one", "alphabet", "Subject: one\n", NULL);
+	assert_string_equal(cands(f, "lphab", COLS), "1");
+	assert_int_equal(arca_index_clear(f->ix, &err), ARCA_OK);
+	add(f, 1, "one", "omegaword", "Subject: one\n", NULL);
+	assert_string_equal(cands(f, "megaw", COLS), "1");
+	assert_string_equal(cands(f, "lphab", COLS), "");
+}
+
+/* A handle opened on a version 2 index sees the tables a writer adds later. */
+static void test_version_raised_meanwhile(void **state)
+{
+	fixture *f = *state;
+	arca_index *ro = NULL, *w = NULL;
+	sqlite3 *db;
+	arca_error err;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	add(f, 1, "one", "first body", "Subject: one\n", NULL);
+	arca_index_close(&f->ix);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE xhdr; DROP TABLE xbody; DROP TABLE xfield;"
+	                                  "UPDATE state SET v = 2 WHERE k = 'version';"
+	                                  "UPDATE docs SET flags = flags & ~2;", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(arca_index_open(f->path, ARCA_INDEX_READONLY, &ro, &err), ARCA_OK);
+	assert_int_equal(arca_index_open(f->path, ARCA_INDEX_CREATE, &w, &err), ARCA_OK);
+	f->ix = w;
+	add(f, 2, "two", "second body", "Subject: two\nX-Mailer: zebramail\n", NULL);
+	assert_int_equal(arca_index_imap_words(ro, FOLDER, "zebramail", 9, TEXT, &ids, &n, &err), ARCA_OK);
+	assert_int_equal(n, 2); /* the new document by its X-Mailer, the old one as unknown */
+	free(ids);
+	arca_index_close(&ro);
 }
 
 /* An index written before xhdr and xbody existed (schema version 2) still answers. */
@@ -212,6 +258,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vocabulary_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vocabulary_generation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_raised_meanwhile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
