@@ -52,6 +52,19 @@ static bool field_values(const arca_imap_msg *m, int i, char **out, size_t *len)
 	return true;
 }
 
+/* U+0345 (combining ypogegrammeni) separates words for the index's tokenizer but folds to ι
+ * for IMAP's check: written as ι, the words it is part of are found (same UTF-8 length). */
+static void ypogegrammeni(char *s, size_t n)
+{
+	for (char *p = s; p != NULL && (size_t)(p - s) + 1 < n;) {
+		p = memmem(p, n - (size_t)(p - s), "\xcd\x85", 2);
+		if (p != NULL) {
+			memcpy(p, "\xce\xb9", 2);
+			p += 2;
+		}
+	}
+}
+
 void inst_xtext_make(const void *data, size_t len, const arca_mime_info *info, arca_index_xtext *x)
 {
 	arca_imap_msg *m = NULL;
@@ -92,4 +105,10 @@ void inst_xtext_make(const void *data, size_t len, const arca_mime_info *info, a
 		arca_index_xtext_free(x);
 	}
 	arca_imap_msg_free(&m);
+	if (x->headers != NULL) {
+		ypogegrammeni(x->headers, x->headers_len);
+		ypogegrammeni(x->body, x->body_len);
+		for (int i = 0; i < ARCA_INDEX_X_FIELDS; i++)
+			ypogegrammeni(x->fields[i], x->fields_len[i]);
+	}
 }

@@ -153,6 +153,7 @@ typedef struct {
 	int last_end;    /* ... and the last one taken ends */
 	bool cut;        /* more words followed the last one taken */
 	bool open_end;   /* the needle ends right after its last word */
+	bool inside;     /* the first word may begin inside a longer one */
 	bool special;    /* a word that full case folding changes ("ß" is "ss") */
 	arca_status st;
 } needle;
@@ -205,6 +206,9 @@ static arca_status needle_split(arca_index *ix, const char *text, size_t len, ne
 	/* IMAP's check compares bytes then (ASCII folding only), the tokenizer would split at them */
 	if (!g_utf8_validate(text, (gssize)len, NULL))
 		return arca_error_set(err, ARCA_ERR_INVALID, "search text is not UTF-8");
+	/* U+0345 separates words for the tokenizer but folds to a letter (ι) for the check */
+	if (memmem(text, len, "\xcd\x85", 2) != NULL)
+		return arca_error_set(err, ARCA_ERR_INVALID, "search text holds U+0345");
 	if (ix->fts5 == NULL || ix->fts5->xFindTokenizer(ix->fts5, "unicode61", &ud, &api) != SQLITE_OK)
 		return arca_error_set(err, ARCA_ERR_DB, "index: no unicode61 tokenizer");
 	rc = api.xCreate(ud, args, 2, &tk);
@@ -223,6 +227,10 @@ static arca_status needle_split(arca_index *ix, const char *text, size_t len, ne
 	if (nd->n == 0)
 		return arca_error_set(err, ARCA_ERR_INVALID, "no word to look up");
 	nd->open_end = (size_t)nd->last_end == len;
+	/* The first word may begin inside a longer one unless an ASCII separator (punctuation,
+	 * space: always one) comes right before it. A non-ASCII separator may be part of a word in
+	 * the message: a combining mark separates words only where a word would start. */
+	nd->inside = nd->first_start == 0 || (unsigned char)text[nd->first_start - 1] >= 0x80;
 	if (nd->special) {
 		needle_free(nd);
 		return arca_error_set(err, ARCA_ERR_INVALID, "a word that case folding changes");
@@ -738,7 +746,7 @@ static arca_status word_docs(arca_index *ix, uint32_t folder_id, unsigned fields
 	}
 	/* The first word may begin inside a longer one: then it also ends it, unless the needle
 	 * ends after it. */
-	if (st == ARCA_OK && i == 0 && nd->first_start == 0)
+	if (st == ARCA_OK && i == 0 && nd->inside)
 		st = inside_words(v, nd->tok[0], nd->len[0], !open_end, &alts, err);
 	if (st == ARCA_OK)
 		st = folded_words(v, nd->tok[i], nd->len[i], &alts, err);

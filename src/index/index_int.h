@@ -24,7 +24,9 @@ enum {
 /* docs.flags */
 enum {
 	DOC_HAS_ATTACHMENT = 1,
-	DOC_XTEXT = 2, /* its words are in xhdr, xfield and xbody (as far as fts lacks them): imap.c */
+	/* its words are in xhdr, xfield and xbody (as far as fts lacks them): imap.c. (Bit 2 was an
+	 * earlier development state whose xbody was partial: such documents count as without.) */
+	DOC_XTEXT = 4,
 };
 
 /* The tables of IMAP SEARCH's candidate lookups (imap.c), in this order. */

@@ -214,6 +214,9 @@ DIFFERENT = [
     b"From: a@example.com\nSubject: four\nMessage-ID: <d4@t>\nMIME-Version: 1.0\n"
     b"Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n"
     b"zebra= \nfour joined across a soft break\n",
+    # U+0345 separates words for the index's tokenizer but folds to iota for IMAP's check
+    b"From: a@example.com\nSubject: five\nMessage-ID: <d5@t>\nMIME-Version: 1.0\n"
+    b"Content-Type: text/plain; charset=utf-8\n\nzebrafive \xce\xb1\xcd\x85\xce\xb2\xce\xb3\xce\xb4\xce\xb5\n",
 ]
 
 
@@ -236,6 +239,12 @@ def test_text_keys_where_readers_differ(arca, tmp_path):
         assert seqs(m, "BODY", "emVicmF0aHJlZQ") == [3]   # IMAP reads it undecoded
         assert seqs(m, "BODY", "zebrafour") == [4]
         assert seqs(m, "TEXT", "RAFOU") == [4]
+        m.literal = "\u03b1\u03b9\u03b2\u03b3\u03b4".encode()
+        typ, data = m.search("UTF-8", "BODY")
+        assert typ == "OK" and data[0].split() == [b"5"], data
+        m.literal = "\u03b9\u03b2\u03b3".encode()
+        typ, data = m.search("UTF-8", "BODY")
+        assert typ == "OK" and data[0].split() == [b"5"], data
         m.logout()
     finally:
         srv.stop()
