@@ -55,8 +55,10 @@ static const arca_api_cmd commands[] = {
      "null",
      arca_api_h_delete_user, NULL},
     {"RenameUser", "Users",
-     "Renames a user. Their archive must be empty: renaming an archive with messages is not "
-     "supported yet (error `state`).", ADMIN, "admin", ARCA_API_USER_CHANGE,
+     "Renames a user and their archive: messages, folders, UIDs and grants stay. The old name "
+     "stays the archive's (recovery records written under it still reach it): no other user or "
+     "archive may take it (error `exists`), but the user may be renamed back to it.",
+     ADMIN, "admin", ARCA_API_USER_CHANGE,
      {{"oldUserName", S, true, 0, ARCA_NAME_MAX - 1, "current name"},
       {"newUserName", S, true, 0, ARCA_NAME_MAX - 1, "new name"}},
      "null",

@@ -360,15 +360,29 @@ arca_status arca_api_h_delete_user(arca_api_call *c, arca_error *err)
 	return arca_users_delete(c->h->users, name, err);
 }
 
+/* Renames the archive old to new in the instance's database (its own writable handle, like
+ * archive_create). NOTFOUND when there is no archive old. */
+static arca_status archive_rename(arca_api_call *c, const char *old_name, const char *new_name,
+                                  arca_error *err)
+{
+	arca_instance *in = NULL;
+	arca_status st = arca_instance_open(arca_svc_base_dir(c->api->svc), arca_svc_key_file(c->api->svc),
+	                                    0, &in, err);
+	if (st != ARCA_OK)
+		return st;
+	st = arca_instance_archive_rename(in, old_name, new_name, err);
+	arca_instance_close(&in);
+	return st;
+}
+
 arca_status arca_api_h_rename_user(arca_api_call *c, arca_error *err)
 {
 	const char *old_name = arca_api_str(c->args, "oldUserName");
 	const char *new_name = arca_api_str(c->args, "newUserName");
-	arca_archive_info *a;
-	size_t n;
 	arca_user u;
 	arca_status st;
 	uint32_t aid;
+	arca_error e2;
 	if (strchr(new_name, '/') != NULL)
 		return arca_error_set(err, ARCA_ERR_INVALID, "argument 'newUserName': must not contain '/'");
 	if (need_inst(c, err) != ARCA_OK)
@@ -376,28 +390,29 @@ arca_status arca_api_h_rename_user(arca_api_call *c, arca_error *err)
 	if (arca_users_get(c->h->users, old_name, &u, err) != ARCA_OK)
 		return err->status;
 	arca_user_free_fields(&u);
-	if (arca_instance_archives(c->h->inst, &a, &n, err) != ARCA_OK)
-		return err->status;
-	st = ARCA_OK;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(a[i].name, old_name) == 0 && a[i].messages > 0)
-			st = arca_error_set(err, ARCA_ERR_STATE,
-			                    "archive '%s' holds %llu messages: renaming an archive is not "
-			                    "supported yet, so its user cannot be renamed",
-			                    old_name, (unsigned long long)a[i].messages);
-		if (strcmp(a[i].name, new_name) == 0 && a[i].messages > 0)
-			st = arca_error_set(err, ARCA_ERR_EXISTS,
-			                    "an archive named '%s' already exists and holds messages", new_name);
+	/* The archive first (its checks: the new name free, not another archive's old name), then
+	 * the user; each undone if the other fails. */
+	st = archive_rename(c, old_name, new_name, err);
+	if (st == ARCA_ERR_NOTFOUND) {
+		/* the user has no archive yet: the new name must be free for one */
+		st = archive_create(c, new_name, false, &aid, &e2);
+		if (st == ARCA_OK)
+			return arca_error_set(err, ARCA_ERR_EXISTS, "an archive named '%s' already exists",
+			                      new_name);
+		st = ARCA_OK;
+	} else if (st != ARCA_OK) {
+		return st;
 	}
-	arca_archive_infos_free(a, n);
-	if (st != ARCA_OK)
+	if ((st = arca_users_rename(c->h->users, old_name, new_name, err)) != ARCA_OK) {
+		archive_rename(c, new_name, old_name, &e2);
 		return st;
-	if ((st = arca_users_rename(c->h->users, old_name, new_name, err)) != ARCA_OK)
-		return st;
+	}
 	if ((st = archive_create(c, new_name, true, &aid, err)) != ARCA_OK) {
 		arca_users_rename(c->h->users, new_name, old_name, NULL);
+		archive_rename(c, new_name, old_name, &e2);
 		return st;
 	}
+	arca_log(ARCA_LOG_INFO, "api", "user renamed: %s -> %s (with their archive)", old_name, new_name);
 	return ARCA_OK;
 }
 

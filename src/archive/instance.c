@@ -726,16 +726,126 @@ static arca_status row_id(arca_instance *in, const char *select_sql, const char 
 	return ARCA_OK;
 }
 
-arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool create,
-                                     uint32_t *id, arca_error *err)
+/* Names an archive had before a rename: they stay with it, so that recovery records written
+ * under an old name (recreate resolves records by name) still reach it, and no other archive
+ * may take them. Created when first needed (instances made before renames existed lack it). */
+static bool aliases_ready(arca_instance *in)
+{
+	return sqlite3_exec(in->db, "CREATE TABLE IF NOT EXISTS archive_aliases(name TEXT PRIMARY KEY,"
+	                            " archive_id INTEGER NOT NULL)", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* The archive that had name before a rename: ARCA_OK with *id, NOTFOUND, or an error. */
+static arca_status alias_id(arca_instance *in, const char *name, uint32_t *id, arca_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (!aliases_ready(in))
+		return arca_error_set(err, ARCA_ERR_NOTFOUND, "no alias");
+	if (sqlite3_prepare_v2(in->db, "SELECT archive_id FROM archive_aliases WHERE name = ?1", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return inst_db_err(in, err, "archive");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return ARCA_OK;
+	return rc == SQLITE_DONE ? arca_error_set(err, ARCA_ERR_NOTFOUND, "no alias") :
+	                           inst_db_err(in, err, "archive");
+}
+
+static arca_status check_archive_name(const char *name, arca_error *err)
 {
 	if (!valid_name(name, ARCA_NAME_MAX) || strchr(name, '/') != NULL)
 		return arca_error_set(err, ARCA_ERR_INVALID,
 		                      "invalid archive name \"%s\" (1-255 bytes, no '/' or control chars)",
 		                      name);
+	return ARCA_OK;
+}
+
+arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool create,
+                                     uint32_t *id, arca_error *err)
+{
+	uint32_t other;
+	arca_status st = check_archive_name(name, err);
+	if (st != ARCA_OK)
+		return st;
+	st = row_id(in, "SELECT id FROM archives WHERE ?1 = 0 AND name = ?2", NULL, 0, name, false,
+	            "archive", id, err);
+	if (st != ARCA_ERR_NOTFOUND || !create)
+		return st;
+	if (alias_id(in, name, &other, NULL) == ARCA_OK)
+		return arca_error_set(err, ARCA_ERR_EXISTS,
+		                      "the name \"%s\" belonged to an archive that was renamed; it stays "
+		                      "that archive's (its recovery records use it)", name);
 	return row_id(in, "SELECT id FROM archives WHERE ?1 = 0 AND name = ?2",
 	              "INSERT INTO archives(name, created) VALUES(?2, ?1 + strftime('%s', 'now'))", 0,
 	              name, create, "archive", id, err);
+}
+
+arca_status inst_archive_for_record(arca_instance *in, const char *name, uint32_t *id,
+                                    arca_error *err)
+{
+	arca_status st = check_archive_name(name, err);
+	if (st != ARCA_OK)
+		return st;
+	st = row_id(in, "SELECT id FROM archives WHERE ?1 = 0 AND name = ?2", NULL, 0, name, false,
+	            "archive", id, err);
+	if (st == ARCA_ERR_NOTFOUND && alias_id(in, name, id, NULL) == ARCA_OK)
+		return ARCA_OK;
+	if (st != ARCA_ERR_NOTFOUND)
+		return st;
+	return arca_instance_archive_id(in, name, true, id, err);
+}
+
+arca_status arca_instance_archive_rename(arca_instance *in, const char *old_name,
+                                         const char *new_name, arca_error *err)
+{
+	uint32_t id, other;
+	arca_status st;
+	int rc;
+	if ((st = check_archive_name(new_name, err)) != ARCA_OK)
+		return st;
+	if (!aliases_ready(in))
+		return inst_db_err(in, err, "archive rename");
+	if (sqlite3_exec(in->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return inst_db_err(in, err, "archive rename");
+	st = arca_instance_archive_id(in, old_name, false, &id, err);
+	if (st == ARCA_OK && arca_instance_archive_id(in, new_name, false, &other, NULL) == ARCA_OK)
+		st = arca_error_set(err, ARCA_ERR_EXISTS, "an archive named \"%s\" exists", new_name);
+	if (st == ARCA_OK && alias_id(in, new_name, &other, NULL) == ARCA_OK && other != id)
+		st = arca_error_set(err, ARCA_ERR_EXISTS,
+		                    "the name \"%s\" belonged to another archive that was renamed; it "
+		                    "stays that archive's", new_name);
+	if (st == ARCA_OK) {
+		sqlite3_stmt *q[3] = {NULL, NULL, NULL};
+		const char *sql[3] = {
+			"DELETE FROM archive_aliases WHERE name = ?2", /* renamed back */
+			"INSERT OR REPLACE INTO archive_aliases(name, archive_id) VALUES(?1, ?3)",
+			"UPDATE archives SET name = ?2 WHERE id = ?3",
+		};
+		rc = SQLITE_OK;
+		for (int i = 0; i < 3 && rc == SQLITE_OK; i++) {
+			rc = sqlite3_prepare_v2(in->db, sql[i], -1, &q[i], NULL);
+			if (rc != SQLITE_OK)
+				break;
+			sqlite3_bind_text(q[i], 1, old_name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q[i], 2, new_name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(q[i], 3, id);
+			rc = sqlite3_step(q[i]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		}
+		for (int i = 0; i < 3; i++)
+			sqlite3_finalize(q[i]);
+		if (rc != SQLITE_OK)
+			st = inst_db_err(in, err, "archive rename");
+	}
+	if (st == ARCA_OK && sqlite3_exec(in->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		st = inst_db_err(in, err, "archive rename");
+	if (st != ARCA_OK)
+		sqlite3_exec(in->db, "ROLLBACK", NULL, NULL, NULL);
+	return st;
 }
 
 static arca_status folder_lookup_one(arca_instance *in, uint32_t archive_id, const char *path,

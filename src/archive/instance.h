@@ -31,8 +31,17 @@ arca_status arca_instance_open(const char *base, const char *key_file, int flags
 void arca_instance_close(arca_instance **inst);
 
 /* ---- archives and folders ---- */
+/* The archive called name (create: made if there is none). A name an archive had before a
+ * rename stays that archive's: creating it again is ARCA_ERR_EXISTS. */
 arca_status arca_instance_archive_id(arca_instance *in, const char *name, bool create,
                                      uint32_t *id, arca_error *err);
+/* Renames an archive: its messages, folders, UIDs and index stay (they hang on its id); the old
+ * name becomes an alias (recovery records written before carry it, and recreate resolves them
+ * to this archive) that no other archive may take. NOTFOUND (no such archive), EXISTS (the
+ * new name is taken, or another archive's old name), INVALID (a bad name). Renaming back to an
+ * old name of the same archive is allowed. */
+arca_status arca_instance_archive_rename(arca_instance *in, const char *old_name,
+                                         const char *new_name, arca_error *err);
 arca_status arca_instance_folder_id(arca_instance *in, uint32_t archive_id, const char *path,
                                     bool create, uint32_t *id, arca_error *err);
 typedef struct {

@@ -72,6 +72,10 @@ arca_status inst_index_doc(arca_index *ix, uint64_t msg_id, uint32_t folder_id, 
                            size_t len, int64_t archive_time, const char **warning,
                            arca_error *err);
 arca_status inst_archive_name(arca_instance *in, uint32_t id, char *out, size_t outsz);
+/* The archive a recovery record's archive name means: the archive of that name, else the one
+ * that had it before a rename, else a new one (recreate). */
+arca_status inst_archive_for_record(arca_instance *in, const char *name, uint32_t *id,
+                                    arca_error *err);
 arca_status inst_folder_name(arca_instance *in, uint32_t id, char *archive, size_t asz, char *path,
                              size_t psz);
 arca_status inst_db_err(arca_instance *in, arca_error *err, const char *what);

@@ -311,7 +311,7 @@ static arca_status resolve_cb(void *vctx, const char *archive_name, const char *
                               uint32_t *archive_id, uint32_t *folder_id)
 {
 	arca_instance *in = vctx;
-	arca_status st = arca_instance_archive_id(in, archive_name, true, archive_id, NULL);
+	arca_status st = inst_archive_for_record(in, archive_name, archive_id, NULL);
 	if (st != ARCA_OK)
 		return st;
 	return arca_instance_folder_id(in, *archive_id, folder_path, true, folder_id, NULL);

@@ -355,3 +355,41 @@ def test_https_listener(tmp_path):
         assert api.ok("GetServerInfo")["result"]["userName"] == ADMIN[0]
     finally:
         d.stop()
+
+
+def test_rename_user_with_messages_survives_recreate(daemon, corpus):
+    """RenameUser renames the user's archive too (messages, folders, UIDs stay); the old name
+    stays the archive's, so that recreating the store's metadata from its containers (whose
+    recovery records carry the name at write time) puts every message back into the renamed
+    archive, including those archived after the rename (under the new name)."""
+    api = daemon.api()
+    files = corpus.files[:20]
+    upload = api.upload(b"".join(b"From x@example.com Mon Jun  3 10:00:00 2024\n" +
+                                 re.sub(rb"(?m)^(>*From )", rb">\1", f.read_bytes()) + b"\n"
+                                 for f in files[:10]), auth=USER)
+    done = api.wait(api.ok("Import", {"upload": upload, "format": "mbox", "folder": "Old"},
+                           auth=USER)["token"], auth=USER)
+    assert done["status"] == "succeeded", done
+    api.ok("RenameUser", {"oldUserName": USER[0], "newUserName": "renamed"})
+    new = ("renamed", USER[1])
+    upload = api.upload(files[10].read_bytes(), auth=new)
+    done = api.wait(api.ok("Import", {"upload": upload, "format": "eml", "folder": "New"},
+                           auth=new)["token"], auth=new)
+    assert done["status"] == "succeeded", done
+    before = {f: len(api.ok("GetMessages", {"folder": "renamed/" + f, "limit": 100},
+                            auth=new)["result"]["messages"]) for f in ("Old", "New")}
+    assert before == {"Old": len({corpus.sha_by_file[f] for f in files[:10]}), "New": 1}
+    st, j = api.call("CreateUser", {"userName": USER[0], "password": "x"})
+    assert st == 409 and j["error"]["code"] == "exists", j
+    daemon.stop()
+    arca = daemon.arca
+    p = arca.run("recreate", "--store", "1", check=False)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    folders = arca.run("folders", "--archive", "renamed").stdout.decode()
+    assert "Old" in folders and "New" in folders, folders
+    assert USER[0] not in [a.get("name") for a in json.loads(arca.run("archives", "--json").stdout)]
+    daemon.start()
+    api = daemon.api()
+    after = {f: len(api.ok("GetMessages", {"folder": "renamed/" + f, "limit": 100},
+                           auth=new)["result"]["messages"]) for f in ("Old", "New")}
+    assert after == before

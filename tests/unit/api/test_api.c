@@ -503,6 +503,15 @@ static char *upload(const char *auth, const void *data, size_t len)
 	return id;
 }
 
+/* Runs an Import to its end, which must be success. */
+static void import_ok(const char *auth, const char *args)
+{
+	json_t *j = ok(auth, "Import", args), *fin = wait_job(auth, j);
+	assert_string_equal(json_string_value(json_object_get(fin, "status")), "succeeded");
+	json_decref(j);
+	json_decref(fin);
+}
+
 static void test_import_upload(void **state)
 {
 	const char *msgs[] = {msg_plain, msg_html, msg_att};
@@ -529,11 +538,7 @@ static void test_import_upload(void **state)
 	snprintf(args, sizeof(args), "{\"upload\":\"%s\",\"archive\":\"admin\"}", id);
 	fails(bob_auth, "Import", args, 403, "forbidden", "own archive");
 	snprintf(args, sizeof(args), "{\"upload\":\"%s\",\"format\":\"eml\"}", id);
-	j = ok(bob_auth, "Import", args);
-	fin = wait_job(bob_auth, j);
-	assert_string_equal(json_string_value(json_object_get(fin, "status")), "succeeded");
-	json_decref(j);
-	json_decref(fin);
+	import_ok(bob_auth, args);
 	free(id);
 	fails(bob_auth, "Import", "{\"path\":\"/etc\"}", 403, "forbidden", "admin privilege");
 	fails(admin_auth, "Import", "{\"path\":\"/nonexistent/x.mbox\"}", 404, "notfound", NULL);
@@ -775,6 +780,45 @@ static void test_stores_and_jobs(void **state)
 	json_decref(j);
 }
 
+/* A user whose archive holds messages is renamed with it: the messages are found under the new
+ * name, the old name stays the archive's (no one else may take it), renaming back works. */
+static void test_rename_user_with_messages(void **state)
+{
+	char dave[256], args[256], *id;
+	json_t *j;
+	(void)state;
+	json_decref(ok(admin_auth, "CreateUser", "{\"userName\":\"dave\",\"password\":\"d1\"}"));
+	basic(dave, sizeof(dave), "dave", "d1");
+	id = upload(dave, msg_plain, strlen(msg_plain));
+	snprintf(args, sizeof(args), "{\"upload\":\"%s\",\"format\":\"eml\",\"folder\":\"Kept\"}", id);
+	import_ok(dave, args);
+	free(id);
+	json_decref(ok(admin_auth, "RenameUser", "{\"oldUserName\":\"dave\",\"newUserName\":\"david\"}"));
+	basic(dave, sizeof(dave), "david", "d1");
+	j = ok(dave, "Search", "{\"query\":\"hello\"}");
+	assert_int_equal(json_array_size(json_object_get(result(j), "hits")), 1);
+	assert_string_equal(json_string_value(json_array_get(
+	                        json_object_get(json_array_get(json_object_get(result(j), "hits"), 0), "folders"), 0)),
+	                    "david/Kept");
+	json_decref(j);
+	j = ok(dave, "GetMessages", "{\"folder\":\"david/Kept\"}");
+	assert_int_equal(json_array_size(json_object_get(result(j), "messages")), 1);
+	json_decref(j);
+	/* the old name is the archive's: no new user may take it; another taken name is refused */
+	fails(admin_auth, "CreateUser", "{\"userName\":\"dave\",\"password\":\"x\"}", 409, "exists",
+	      "renamed");
+	fails(admin_auth, "RenameUser", "{\"oldUserName\":\"david\",\"newUserName\":\"bob\"}", 409,
+	      "exists", NULL);
+	fails(admin_auth, "RenameUser", "{\"oldUserName\":\"nobody\",\"newUserName\":\"x\"}", 404,
+	      "notfound", NULL);
+	/* back to the old name */
+	json_decref(ok(admin_auth, "RenameUser", "{\"oldUserName\":\"david\",\"newUserName\":\"dave\"}"));
+	basic(dave, sizeof(dave), "dave", "d1");
+	j = ok(dave, "GetMessages", "{\"folder\":\"dave/Kept\"}");
+	assert_int_equal(json_array_size(json_object_get(result(j), "messages")), 1);
+	json_decref(j);
+}
+
 static void test_sessions(void **state)
 {
 	resp r;
@@ -827,7 +871,8 @@ int main(void)
 	    cmocka_unit_test(test_routing_and_bad_json), cmocka_unit_test(test_every_command_bad_input),
 	    cmocka_unit_test(test_users),            cmocka_unit_test(test_import_upload),
 	    cmocka_unit_test(test_folders_and_messages), cmocka_unit_test(test_export),
-	    cmocka_unit_test(test_stores_and_jobs),  cmocka_unit_test(test_sessions),
+	    cmocka_unit_test(test_stores_and_jobs),  cmocka_unit_test(test_rename_user_with_messages),
+	    cmocka_unit_test(test_sessions),
 	    cmocka_unit_test(test_bad_password),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
