@@ -143,7 +143,7 @@ static arca_status reopen_if_old(arca_instance *in, inst_store *s, arca_error *e
 arca_status inst_uid_next(arca_instance *in, uint32_t folder_id, uint32_t exclude_store,
                           uint32_t *next, arca_error *err)
 {
-	uint32_t archive_id, validity, hw;
+	uint32_t archive_id, validity, hw = 0;
 	uint64_t n;
 	arca_status st = folder_row(in, folder_id, &archive_id, &validity, &hw, err);
 	if (st != ARCA_OK)
@@ -384,7 +384,7 @@ static arca_status folder_cut(arca_instance *in, uint32_t f, uint32_t from, arca
 {
 	seen_store *seen = NULL;
 	size_t nseen = 0, base = v != NULL ? v->count : 0;
-	uint32_t hw;
+	uint32_t hw = 0;
 	uint64_t u;
 	arca_status st;
 	if (from == 0)

@@ -784,7 +784,7 @@ static void test_stores_and_jobs(void **state)
  * name, the old name stays the archive's (no one else may take it), renaming back works. */
 static void test_rename_user_with_messages(void **state)
 {
-	char dave[256], args[256], *id;
+	char dave[512], args[256], *id;
 	json_t *j;
 	(void)state;
 	json_decref(ok(admin_auth, "CreateUser", "{\"userName\":\"dave\",\"password\":\"d1\"}"));
