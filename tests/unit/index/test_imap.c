@@ -189,6 +189,20 @@ static void test_vocabulary_follows(void **state)
 	assert_string_equal(cands(f, "oobar", COLS), "11");
 }
 
+/* Closes the fixture's index and turns its file into what schema version 2 wrote: no x tables,
+ * no document flagged as having them. */
+static void as_version2(fixture *f)
+{
+	sqlite3 *db;
+	arca_index_close(&f->ix);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE xhdr; DROP TABLE xbody; DROP TABLE xfield;"
+	                                  "UPDATE state SET v = 2 WHERE k = 'version';"
+	                                  "UPDATE docs SET flags = flags & ~4;", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* A cleared index refilled to the same size and batch: the words are read again (the index's
  * generation changed), so a word inside a new one is found. */
 static void test_vocabulary_generation(void **state)
@@ -208,18 +222,11 @@ static void test_version_raised_meanwhile(void **state)
 {
 	fixture *f = *state;
 	arca_index *ro = NULL, *w = NULL;
-	sqlite3 *db;
 	arca_error err;
 	uint64_t *ids = NULL;
 	size_t n = 0;
 	add(f, 1, "one", "first body", "Subject: one\n", NULL);
-	arca_index_close(&f->ix);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE xhdr; DROP TABLE xbody; DROP TABLE xfield;"
-	                                  "UPDATE state SET v = 2 WHERE k = 'version';"
-	                                  "UPDATE docs SET flags = flags & ~4;", NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
+	as_version2(f);
 	assert_int_equal(arca_index_open(f->path, ARCA_INDEX_READONLY, &ro, &err), ARCA_OK);
 	assert_int_equal(arca_index_open(f->path, ARCA_INDEX_CREATE, &w, &err), ARCA_OK);
 	f->ix = w;
@@ -234,16 +241,9 @@ static void test_version_raised_meanwhile(void **state)
 static void test_version2(void **state)
 {
 	fixture *f = *state;
-	sqlite3 *db;
 	arca_error err;
 	corpus(f);
-	arca_index_close(&f->ix);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE xhdr; DROP TABLE xbody; DROP TABLE xfield;"
-	                                  "UPDATE state SET v = 2 WHERE k = 'version';"
-	                                  "UPDATE docs SET flags = flags & ~4;", NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
+	as_version2(f);
 	assert_int_equal(arca_index_open(f->path, ARCA_INDEX_READONLY, &f->ix, &err), ARCA_OK);
 	assert_string_equal(cands(f, "nvoice", BODY), "1,2,3,4,5");
 	assert_string_equal(cands(f, "nvoice", ARCA_INDEX_F_BODY), "1");
