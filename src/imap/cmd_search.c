@@ -177,7 +177,6 @@ static void set_bit(uint8_t *b, size_t i)
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-
 /* Whether needle occurs across the end of a (the header lines) and the start of b (the body's
  * text): TEXT searches a followed by b. Only the bytes a match across could use are tested,
  * cut at UTF-8 character starts. Folding can make a character of the needle 3 times longer
